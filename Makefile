@@ -1,0 +1,91 @@
+# CRM Analytics — the pipeline as a file DAG.
+#   make reports [DATASET=demo]   set up, build raw data, run every notebook, publish HTML
+#   make test                     the test suite (unit, nbval, end to end)
+# `make help` lists every target.
+
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+.PHONY: reports data test bench lab clean distclean help forget
+
+DATASET ?= demo
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SETUP := $(VENV)/.installed
+BUILD := build/$(DATASET)
+REPORTS := reports/$(DATASET)
+RAW := data/raw/$(DATASET)
+PARAMS_SRC := $(wildcard params/$(DATASET).yaml params/$(DATASET)/*.yaml)
+ALL_NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+PACKAGE_SRC := $(shell find src/crm_analytics -name '*.py' 2>/dev/null)
+
+## reports   Run every notebook of DATASET (default demo) and publish reports/$(DATASET)/index.html
+reports: $(REPORTS)/index.html
+
+## data      Build the raw data of DATASET (generate the demo world, copy CDNOW, check an export exists)
+data: $(RAW)/_SUCCESS
+
+## test      Run the test suite (unit tests, nbval over the notebooks, an end-to-end run on `ci`)
+test: $(SETUP)
+	$(PY) -m pytest
+
+## bench     Benchmarks (1,000,000-customer world; slow); writes reports/bench/bench.json
+bench: $(SETUP)
+	$(PY) tests/benchmarks/run.py
+
+## lab       Open JupyterLab on the notebooks with the package importable (kernel "CRM Analytics")
+lab: $(SETUP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+## forget    Record an erasure request: make forget CUSTOMER=<id> DATASET=<name>
+forget: $(SETUP)
+	$(PY) -m crm_analytics.erasure add $(DATASET) "$(CUSTOMER)"
+
+## clean     Remove reports, build files and derived data (keeps raw data and the virtualenv)
+clean:
+	rm -rf build reports/*/ data/interim data/processed
+
+## distclean Also remove raw data and the virtualenv
+distclean: clean
+	rm -rf data/raw $(VENV)
+
+## help      This list
+help:
+	@echo "CRM Analytics — make targets (DATASET=$(DATASET); datasets: $(notdir $(basename $(wildcard params/*.yaml))))"
+	@sed -n 's/^## /  make /p' $(MAKEFILE_LIST)
+
+# --- set-up: once, again only when pyproject.toml changes ------------------------------------
+$(SETUP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "CRM Analytics needs Python >= 3.11; found " + sys.version.split()[0] + " (set PYTHON=python3.12)")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name crm-analytics --display-name "CRM Analytics" >/dev/null
+	touch $@
+
+# --- the dataset's DAG ------------------------------------------------------------------------
+# build/$(DATASET)/dataset.mk lists the dataset's notebooks and, per notebook, the package
+# modules it imports; the per-notebook params files are rewritten only when their values change.
+ifneq ($(filter reports data $(REPORTS)/%,$(MAKECMDGOALS)),)
+include $(BUILD)/dataset.mk
+endif
+
+$(BUILD)/dataset.mk: $(PARAMS_SRC) $(ALL_NOTEBOOKS) $(PACKAGE_SRC) | $(SETUP)
+	@$(PY) -m crm_analytics.pipeline configure $(DATASET)
+
+$(BUILD)/params/%.yaml: $(BUILD)/dataset.mk ;
+$(BUILD)/source.yaml: $(BUILD)/dataset.mk ;
+
+$(RAW)/_SUCCESS: $(BUILD)/source.yaml $(RAW_INPUTS) $(RAW_DEPS) | $(SETUP)
+	$(PY) -m crm_analytics.sources build $(DATASET)
+
+define NOTEBOOK_RULE
+$(REPORTS)/$(1).html: notebooks/$(1).ipynb $(BUILD)/params/$(1).yaml $(DEPS_$(1)) $(RAW)/_SUCCESS $(if $(filter-out 01_data_cleaning,$(1)),$(REPORTS)/01_data_cleaning.html) | $(SETUP)
+	@echo "running $(1) on $(DATASET)"
+	@$(PY) -m crm_analytics.pipeline run $(DATASET) $(1)
+endef
+$(foreach nb,$(NOTEBOOKS),$(eval $(call NOTEBOOK_RULE,$(nb))))
+
+$(REPORTS)/index.html: $(foreach nb,$(NOTEBOOKS),$(REPORTS)/$(nb).html) $(BUILD)/dataset.mk src/crm_analytics/index.py
+	@$(PY) -m crm_analytics.pipeline index $(DATASET)

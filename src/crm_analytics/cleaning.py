@@ -1,0 +1,313 @@
+"""Cleaning: raw canonical tables in, clean typed tables out — nothing lost.
+
+Every input row ends in exactly one place: kept, rejected (with a machine-readable
+reason, its source file and line) or merged as an exact duplicate, so that for every
+table ``rows_in == rows_kept + rows_rejected + rows_duplicate``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from crm_analytics import paths
+from crm_analytics.contracts import TABLES, Table
+from crm_analytics.errors import DataContractError
+from crm_analytics.privacy import pseudonymise_table
+
+__all__ = ["CleanResult", "clean_table", "clean_tables", "parse_timestamps", "write_clean", "TEST_ORDER_PATTERN"]
+
+SOURCE_COLS = ["_source_file", "_source_line"]
+TEST_ORDER_PATTERN = r"^TEST"
+_TRUE = {"true", "1", "yes", "y", "evet", "t"}
+_FALSE = {"false", "0", "no", "n", "hayır", "hayir", "f"}
+_TS_FORMATS = ["ISO8601", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%m/%d/%Y %H:%M", "%m/%d/%Y"]
+
+
+@dataclass
+class CleanResult:
+    """Clean tables, their rejects and the row accounting of one dataset."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    rejects: dict[str, pd.DataFrame] = field(default_factory=dict)
+    counts: dict[str, dict] = field(default_factory=dict)
+    notes: dict[str, object] = field(default_factory=dict)
+
+
+def _is_blank(s: pd.Series) -> pd.Series:
+    return s.isna() | s.astype("string").str.strip().isin(["", "nan", "NaN", "None", "null", "NULL", "N/A", "NA"])
+
+
+def parse_timestamps(values: pd.Series, *, fmt: str | None = None) -> tuple[pd.Series, str]:
+    """Parse text timestamps to UTC microseconds; return the parsed series and the format used.
+
+    Tries ISO 8601 first, then ``dd.mm.yyyy``, ``mm/dd/yyyy hh:mm`` and Excel serial numbers,
+    keeping the one that parses most values (or *fmt* when given). Unparseable values are NaT.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = pd.to_datetime(values, utc=True)
+        return out.astype("datetime64[us, UTC]"), "datetime"
+    text = values.astype("string").str.strip()
+    candidates = [fmt] if fmt else _TS_FORMATS
+    best, best_fmt, best_n = None, candidates[0], -1
+    for f in candidates:
+        parsed = pd.to_datetime(text, format=f, utc=True, errors="coerce")
+        n = int(parsed.notna().sum())
+        if n > best_n:
+            best, best_fmt, best_n = parsed, f, n
+        if n == int(text.notna().sum()):
+            break
+    if not fmt and best_n < int(text.notna().sum()) * 0.5:
+        num = pd.to_numeric(text, errors="coerce")
+        serial = (pd.Timestamp("1899-12-30", tz="UTC") + pd.to_timedelta(num, unit="D")).where(num.between(1, 80000))
+        if int(serial.notna().sum()) > best_n:
+            best, best_fmt = serial, "excel_serial"
+    return best.astype("datetime64[us, UTC]"), best_fmt
+
+
+def _parse_bool(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("boolean"), pd.Series(False, index=s.index)
+    low = s.astype("string").str.strip().str.lower()
+    out = pd.Series(pd.NA, index=s.index, dtype="boolean")
+    out[low.isin(_TRUE)] = True
+    out[low.isin(_FALSE)] = False
+    bad = low.notna() & ~low.isin(_TRUE | _FALSE) & (low != "")
+    return out, bad
+
+
+def _canonical_labels(s: pd.Series) -> pd.Series:
+    """Merge whitespace and case variants of a label to its most frequent spelling."""
+    stripped = s.astype("string").str.strip().str.replace(r"\s+", " ", regex=True)
+    key = stripped.str.replace("İ", "i").str.replace("I", "ı").str.lower()
+    key = key.str.replace("ı", "i")
+    counts = pd.DataFrame({"key": key, "label": stripped}).dropna().value_counts().reset_index()
+    counts = counts.sort_values(["key", "count", "label"], ascending=[True, False, True])
+    best = counts.drop_duplicates("key").set_index("key")["label"]
+    return key.map(best).astype("string")
+
+
+def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Clean one canonical table.
+
+    Returns
+    -------
+    kept, rejects, counts
+        ``rejects`` has the raw values (as text), ``reason``, ``_source_file`` and ``_source_line``;
+        ``counts`` has ``rows_in``, ``rows_kept``, ``rows_rejected``, ``rows_duplicate``,
+        ``rejects_by_reason`` and ``timestamp_formats``.
+
+    Raises
+    ------
+    DataContractError
+        A required column is absent, or a required column has no parseable value at all.
+    """
+    spec: Table = TABLES[name]
+    file = str(raw["_source_file"].iloc[0]) if "_source_file" in raw and len(raw) else f"{name} table"
+    df = raw.reset_index(drop=True).copy()
+    for col in SOURCE_COLS:
+        if col not in df:
+            df[col] = file if col == "_source_file" else np.arange(1, len(df) + 1)
+    for c in spec.columns:
+        if c.name not in df.columns:
+            if c.required:
+                raise DataContractError(
+                    f"{file}: required column {c.name!r} of table {name!r} is absent; columns are "
+                    f"{[x for x in df.columns if not x.startswith('_')]} (rename the column or map it in params)"
+                )
+            df[c.name] = pd.NA
+    rows_in = len(df)
+    reason = pd.Series(pd.NA, index=df.index, dtype="string")
+
+    def reject(mask: pd.Series, why: str) -> None:
+        reason[mask & reason.isna()] = why
+
+    # exact duplicates: same content (line numbers aside)
+    content = [c for c in df.columns if not c.startswith("_source") and not (name == "order_lines" and c == "line_no")]
+    dup = df.duplicated(subset=content, keep="first")
+    out = pd.DataFrame(index=df.index)
+    formats: dict[str, str] = {}
+    for c in spec.columns:
+        s = df[c.name]
+        blank = _is_blank(s)
+        if c.type == "id":
+            v = s.astype("string").str.strip().str.replace(r"\.0$", "", regex=True).mask(blank)
+        elif c.type in ("ts", "date"):
+            v, formats[c.name] = parse_timestamps(s.mask(blank), fmt=ts_format)
+            reject(~blank & v.isna(), f"unparseable_{c.name}")
+            if c.type == "date":
+                v = v.dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
+            if not blank.all() and v.notna().sum() == 0 and c.required:
+                raise DataContractError(f"{file}: column {c.name!r}: no value parses as a date "
+                                        f"(e.g. {s[~blank].iloc[0]!r}); set params.date_format")
+        elif c.type in ("float", "int"):
+            num = s if pd.api.types.is_numeric_dtype(s) else pd.to_numeric(
+                s.astype("string").str.strip().str.replace(",", ".", regex=False), errors="coerce")
+            reject(~blank & num.isna(), f"non_numeric_{c.name}")
+            v = num.astype("float64") if c.type == "float" else num.round().astype("Int64")
+        elif c.type == "bool":
+            v, bad = _parse_bool(s)
+            reject(bad, f"invalid_{c.name}")
+        else:
+            v = s.astype("string").str.strip().mask(blank)
+            if c.allowed:
+                v = v.str.lower()
+                reject(v.notna() & ~v.isin(c.allowed), f"invalid_{c.name}")
+        if c.required:
+            reject(blank, f"missing_{c.name}")
+        out[c.name] = v
+    extra = [c for c in df.columns if c.startswith("attr_")]
+    for c in extra:
+        out[c] = df[c]
+    # table rules
+    if name == "orders":
+        reject(out["order_id"].str.contains(TEST_ORDER_PATTERN, regex=True, na=False), "test_order")
+        reject(out["order_total"] < 0, "negative_order_total")
+    elif name == "order_lines":
+        reject(out["quantity"] <= 0, "non_positive_quantity")
+        reject(out["unit_price"] < 0, "negative_price")
+        if "_non_product" in df:
+            reject(df["_non_product"].astype(bool), "non_product_code")
+        reject(out["unit_price"] == 0, "zero_price")
+        out["discount"] = out["discount"].fillna(0.0)
+        for c in [c for c in df.columns if c.startswith("_") and not c.startswith("_source")]:
+            out[c] = df[c]
+    elif name == "reviews":
+        reject(~out["rating"].between(1, 5), "rating_out_of_range")
+    elif name == "products":
+        out["category"] = _canonical_labels(out["category"])
+        out["brand"] = _canonical_labels(out["brand"])
+    elif name == "customers" and "email" in out:
+        out["email"] = out["email"].str.lower()
+    # duplicates are not rejects
+    reason[dup] = pd.NA
+    # same key, different content: keep the first
+    key_dup = out.duplicated(subset=list(spec.key), keep="first") & ~dup & reason.isna()
+    keyed = ~dup & reason.isna()
+    key_dup = out[keyed].duplicated(subset=list(spec.key), keep="first").reindex(out.index, fill_value=False)
+    reject(key_dup, "duplicate_key")
+    keep = ~dup & reason.isna()
+    kept = out[keep].reset_index(drop=True)
+    bad = df[(~keep & ~dup) | dup].copy()
+    bad_reason = reason[(~keep & ~dup) | dup].fillna("duplicate")
+    rejects = bad.astype("string").assign(reason=bad_reason.to_numpy())
+    rejects["_source_line"] = bad["_source_line"].to_numpy()
+    by_reason = bad_reason[bad_reason != "duplicate"].value_counts().sort_index()
+    counts = {
+        "rows_in": rows_in,
+        "rows_kept": int(keep.sum()),
+        "rows_rejected": int((~keep & ~dup).sum()),
+        "rows_duplicate": int(dup.sum()),
+        "rejects_by_reason": {str(k): int(v) for k, v in by_reason.items()},
+        "timestamp_formats": formats,
+    }
+    assert counts["rows_in"] == counts["rows_kept"] + counts["rows_rejected"] + counts["rows_duplicate"]
+    return kept, rejects.reset_index(drop=True), counts
+
+
+def _derive_from_lines(lines: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Orders, customers and products from an invoice-line export (Online Retail)."""
+    ts, _ = parse_timestamps(lines["_order_ts"])
+    lines = lines.assign(_ts=ts, _value=lines["quantity"] * lines["unit_price"])
+    g = lines.groupby("order_id", sort=True)
+    orders = pd.DataFrame({
+        "customer_id": g["_customer_id"].first(),
+        "order_ts": g["_ts"].min(),
+        "channel": "web",
+        "status": np.where(g["_cancelled"].first(), "cancelled", "completed"),
+        "order_total": g["_value"].sum().round(2),
+    }).reset_index()
+    orders["customer_id"] = orders["customer_id"].astype("string").mask(_is_blank(orders["customer_id"]))
+    cust = lines.dropna(subset=["_customer_id"]).groupby("_customer_id")
+    customers = pd.DataFrame({"region": cust["_country"].agg(lambda s: s.mode().iloc[0]),
+                              "signup_ts": cust["_ts"].min()})
+    customers.index.name = "customer_id"
+    products = lines.groupby("product_id").agg(name=("_description", lambda s: s.mode().iloc[0] if s.notna().any() else None),
+                                              price=("unit_price", "median")).reset_index()
+    return {"orders": orders, "customers": customers.reset_index(), "products": products}
+
+
+def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | None = None) -> CleanResult:
+    """Clean every canonical table in *raw*, derive absent required tables, pseudonymise.
+
+    Lines of rejected orders are rejected too (reason ``order_rejected``).
+    """
+    result = CleanResult()
+    for name in [n for n in TABLES if n in raw]:
+        kept, rej, counts = clean_table(name, raw[name], ts_format=ts_format)
+        result.tables[name], result.rejects[name], result.counts[name] = kept, rej, counts
+    if "order_lines" in result.tables and "_order_ts" in result.tables["order_lines"]:
+        lines = result.tables["order_lines"]
+        derived = _derive_from_lines(lines)
+        result.notes["guest_lines"] = int(_is_blank(lines["_customer_id"]).sum())
+        result.notes["cancelled_lines"] = int(lines["_cancelled"].sum())
+        for name, table in derived.items():
+            result.tables.setdefault(name, table)
+            result.counts.setdefault(name, {"rows_in": len(table), "rows_kept": len(table), "rows_rejected": 0,
+                                            "rows_duplicate": 0, "rejects_by_reason": {}, "derived_from": "order_lines"})
+        result.tables["order_lines"] = lines[[c for c in lines.columns if not c.startswith("_")]]
+    if "orders" in result.tables and "order_lines" in result.tables and "orders" in raw:
+        _cascade_lines(result)
+    if "customers" not in result.tables and "orders" in result.tables:
+        o = result.tables["orders"].dropna(subset=["customer_id"])
+        cust = o.groupby("customer_id")["order_ts"].min().rename("signup_ts").reset_index()
+        result.tables["customers"] = cust
+        result.counts["customers"] = {"rows_in": len(cust), "rows_kept": len(cust), "rows_rejected": 0,
+                                      "rows_duplicate": 0, "rejects_by_reason": {}, "derived_from": "orders"}
+    for name in list(result.tables):
+        t = result.tables[name]
+        for c in TABLES[name].columns:
+            if c.name not in t.columns:
+                t[c.name] = pd.NA
+        cols = TABLES[name].column_names + [c for c in t.columns if c.startswith("attr_")]
+        result.tables[name] = pseudonymise_table(name, t[cols], key)
+    for name, rej in result.rejects.items():
+        result.rejects[name] = pseudonymise_table(name, rej, key)
+    return result
+
+
+def _cascade_lines(result: CleanResult) -> None:
+    lines, counts = result.tables["order_lines"], result.counts["order_lines"]
+    known = set(result.tables["orders"]["order_id"])
+    orphan = ~lines["order_id"].isin(known)
+    rejected_orders = set(result.rejects["orders"].loc[result.rejects["orders"]["reason"] != "duplicate", "order_id"])
+    cascade = orphan & lines["order_id"].isin(rejected_orders)
+    if cascade.any():
+        moved = lines[cascade].astype("string").assign(reason="order_rejected")
+        result.rejects["order_lines"] = pd.concat([result.rejects["order_lines"], moved], ignore_index=True)
+        result.tables["order_lines"] = lines[~cascade].reset_index(drop=True)
+        counts["rows_kept"] -= int(cascade.sum())
+        counts["rows_rejected"] += int(cascade.sum())
+        counts["rejects_by_reason"]["order_rejected"] = int(cascade.sum())
+
+
+def write_clean(result: CleanResult, dataset: str, quality: dict) -> Path:
+    """Write clean tables, rejects and ``quality.json`` to ``data/interim/<dataset>/``.
+
+    Writes into a fresh folder and swaps it in at the end, so a failure leaves the
+    previous clean tables untouched.
+    """
+    final = paths.interim_dir(dataset)
+    tmp = final.with_name(final.name + ".tmp")
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "rejects").mkdir(parents=True)
+    for name, t in result.tables.items():
+        t.to_parquet(tmp / f"{name}.parquet", index=False)
+    for name, r in result.rejects.items():
+        if len(r):
+            r.to_parquet(tmp / "rejects" / f"{name}.parquet", index=False)
+    (tmp / "quality.json").write_text(json.dumps(quality, indent=2, sort_keys=True, default=str) + "\n")
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final

@@ -1,0 +1,107 @@
+"""``reports/<dataset>/index.html``: every report with its status, run time and headline numbers."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from crm_analytics import paths
+
+__all__ = ["write_index", "headline_numbers"]
+
+_MAX_HEADLINES = 10
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:1000px;margin:2rem auto;
+ padding:0 1rem;color:#1f2328;line-height:1.45}
+h1{font-size:1.6rem;margin-bottom:.2rem} .sub{color:#59636e;margin-top:0}
+.card{border:1px solid #d1d9e0;border-radius:8px;padding:1rem 1.2rem;margin:1rem 0}
+.card h2{font-size:1.15rem;margin:.1rem 0 .4rem} .meta{color:#59636e;font-size:.9rem}
+.ok{color:#0a6e31;font-weight:600} .failed{color:#b3261e;font-weight:600} .missing{color:#8a6d00;font-weight:600}
+table{border-collapse:collapse;font-size:.92rem;margin-top:.4rem} td{padding:.15rem .8rem .15rem 0;vertical-align:top}
+td.k{color:#59636e} td.v{font-variant-numeric:tabular-nums;font-weight:600}
+"""
+
+
+def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif not isinstance(d, list):
+        out.append((prefix, d))
+    return out
+
+
+def headline_numbers(metrics: dict) -> list[tuple[str, Any]]:
+    """The numbers the index shows for one metrics file.
+
+    A notebook may name them in a top-level ``headline`` mapping (label -> value);
+    otherwise the first scalar values of the file are shown.
+    """
+    if isinstance(metrics.get("headline"), dict):
+        return list(metrics["headline"].items())[:_MAX_HEADLINES]
+    return _flatten(metrics)[:_MAX_HEADLINES]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        if abs(v) >= 1:
+            return f"{v:,.2f}"
+        return f"{v:.3g}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return "—" if v is None else str(v)
+
+
+def write_index(dataset: str) -> Path:
+    """Write the index page of *dataset* and return its path."""
+    from crm_analytics.params import resolve_notebook_params
+
+    reports = paths.reports_dir(dataset)
+    resolved = resolve_notebook_params(dataset)
+    cards = []
+    for nb in resolved["notebooks"]:
+        status_file = reports / "status" / f"{nb}.json"
+        status = json.loads(status_file.read_text()) if status_file.exists() else {"status": "missing"}
+        metrics_file = reports / "metrics" / f"{nb}.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        title = nb.split("_", 1)[1].replace("_", " ").capitalize() if "_" in nb else nb
+        state = status.get("status", "missing")
+        seconds = status.get("seconds")
+        meta = f'<span class="{html.escape(state)}">{html.escape(state)}</span>'
+        if seconds is not None:
+            meta += f" · ran in {seconds:.0f} s"
+        if status.get("finished_utc"):
+            meta += f" · {html.escape(status['finished_utc'])}"
+        rows = "".join(
+            f'<tr><td class="k">{html.escape(str(k))}</td><td class="v">{html.escape(_fmt(v))}</td></tr>'
+            for k, v in headline_numbers(metrics)
+        )
+        link = f'<a href="{html.escape(nb)}.html">{html.escape(title)}</a>' if (reports / f"{nb}.html").exists() \
+            else html.escape(title)
+        cards.append(
+            f'<div class="card"><h2>{link}</h2><div class="meta">{meta} · '
+            f'<a href="metrics/{html.escape(nb)}.json">metrics</a></div>'
+            f"<table>{rows}</table></div>"
+        )
+    description = html.escape(str(resolved.get("description") or ""))
+    page = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>CRM Analytics — {html.escape(dataset)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>CRM Analytics — {html.escape(dataset)}</h1><p class='sub'>{description}</p>"
+        + "".join(cards)
+        + "<p class='meta'>Built by <code>make reports DATASET="
+        + html.escape(dataset)
+        + "</code>. Numbers come from the metrics files beside each report.</p></body></html>\n"
+    )
+    out = reports / "index.html"
+    reports.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name("index.html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return out

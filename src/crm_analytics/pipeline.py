@@ -1,0 +1,315 @@
+"""The pipeline runner behind the Makefile.
+
+``python -m crm_analytics.pipeline configure DATASET``
+    validate ``params/DATASET.yaml`` against the notebooks' parameters cells and write
+    ``build/DATASET/params/<notebook>.yaml``, ``build/DATASET/source.yaml`` and
+    ``build/DATASET/dataset.mk`` (only files whose content changed are rewritten, so make
+    reruns exactly the notebooks whose inputs changed).
+``python -m crm_analytics.pipeline run DATASET NOTEBOOK``
+    execute one notebook with papermill, then publish it: the executed notebook, its HTML
+    with the code hidden, its metrics and its status. A failed run publishes nothing; it
+    keeps the executed notebook as ``NOTEBOOK.FAILED.ipynb`` and names the failing cell.
+``python -m crm_analytics.pipeline index DATASET``
+    write ``reports/DATASET/index.html``.
+
+A user's mistake ends in one message and exit status 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from crm_analytics import paths
+from crm_analytics.errors import CrmAnalyticsError
+from crm_analytics.params import resolve_notebook_params
+
+__all__ = ["configure", "run_notebook", "write_if_changed", "package_dependencies", "KERNEL_NAME"]
+
+KERNEL_NAME = "crm-analytics"
+_PACKAGE = "crm_analytics"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def build_dir(dataset: str) -> Path:
+    return paths.project_root() / "build" / dataset
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write *text* to *path* unless it already holds exactly that; return whether it wrote."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return True
+
+
+def _module_imports(source: str) -> set[str]:
+    """Modules of this package that *source* imports (``crm_analytics.x`` -> ``x``)."""
+    found: set[str] = set()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return found
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == _PACKAGE:
+                    found.add(".".join(parts[1:2]) or "__init__")
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            parts = node.module.split(".")
+            if parts[0] != _PACKAGE:
+                continue
+            if len(parts) > 1:
+                found.add(parts[1])
+            else:  # from crm_analytics import x  (x may be a module or a re-export)
+                found.add("__init__")
+                for alias in node.names:
+                    found.add(alias.name)
+    return found
+
+
+def _module_files(name: str) -> list[Path]:
+    """Source files of package module *name* (a subpackage counts with all its files)."""
+    if name == "__init__":
+        return [_PACKAGE_DIR / "__init__.py"]
+    single = _PACKAGE_DIR / f"{name}.py"
+    if single.exists():
+        return [single]
+    sub = _PACKAGE_DIR / name
+    if sub.is_dir():
+        return sorted(sub.rglob("*.py"))
+    return []
+
+
+def package_dependencies(notebook_path: Path) -> list[Path]:
+    """Package source files a notebook depends on: its imports, followed transitively."""
+    nb = json.loads(notebook_path.read_text(encoding="utf-8"))
+    code = "\n".join(
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in nb.get("cells", [])
+        if c.get("cell_type") == "code"
+    )
+    # notebooks may use IPython syntax; drop magics before parsing
+    code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
+    todo = list(_module_imports(code))
+    seen: set[str] = set()
+    files: set[Path] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for f in _module_files(name):
+            files.add(f)
+            rel = f.relative_to(_PACKAGE_DIR)
+            imported = _module_imports(f.read_text(encoding="utf-8"))
+            if len(rel.parts) > 1:  # relative imports inside a subpackage: depend on it whole
+                imported.add(rel.parts[0])
+            todo.extend(imported - seen)
+    return sorted(files)
+
+
+def configure(dataset: str) -> dict[str, Any]:
+    """Validate the dataset's params and write the per-notebook params and ``dataset.mk``."""
+    from crm_analytics import sources
+
+    resolved = resolve_notebook_params(dataset)
+    source = sources.validate_source(dataset, resolved["source"], resolved["file"])
+    out = build_dir(dataset)
+    root = paths.project_root()
+    for nb, values in resolved["per_notebook"].items():
+        write_if_changed(out / "params" / f"{nb}.yaml", yaml.safe_dump(values, sort_keys=True, allow_unicode=True))
+    write_if_changed(out / "source.yaml", yaml.safe_dump(source, sort_keys=True, allow_unicode=True))
+
+    def rel(p: Path) -> str:
+        try:
+            return str(p.resolve().relative_to(root))
+        except ValueError:
+            return str(p.resolve())
+
+    lines = [
+        f"# written by `python -m crm_analytics.pipeline configure {dataset}`; do not edit",
+        f"NOTEBOOKS := {' '.join(resolved['notebooks'])}",
+        f"RAW_INPUTS := {' '.join(rel(Path(p)) for p in sources.external_inputs(source))}",
+        f"RAW_DEPS := {' '.join(rel(p) for p in sources.source_code_files(source))}",
+    ]
+    for nb in resolved["notebooks"]:
+        deps = package_dependencies(paths.notebooks_dir() / f"{nb}.ipynb")
+        lines.append(f"DEPS_{nb} := {' '.join(rel(p) for p in deps)}")
+    write_if_changed(out / "dataset.mk", "\n".join(lines) + "\n")
+    return resolved
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _failed_cell(nb_path: Path) -> str:
+    """Describe the first cell of an executed notebook that holds an error output."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+    except Exception:  # noqa: BLE001 - the notebook may be half-written
+        return "an unknown cell"
+    code_no = 0
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        code_no += 1
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                first = "".join(cell.source).strip().splitlines()
+                snippet = first[0][:80] if first else ""
+                return (f"cell {index + 1} (code cell {code_no}: `{snippet}`): "
+                        f"{out.get('ename')}: {out.get('evalue')}")
+    return "an unknown cell"
+
+
+def _export_html(nb_path: Path, html_path: Path) -> None:
+    """Export an executed notebook to HTML with code, prompts and parameter cells hidden."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from traitlets.config import Config
+
+    config = Config()
+    config.TagRemovePreprocessor.remove_cell_tags = {"parameters", "injected-parameters", "remove-cell"}
+    config.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
+    config.TagRemovePreprocessor.enabled = True
+    exporter = HTMLExporter(config=config)
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
+    nb = nbformat.read(nb_path, as_version=4)
+    body, _ = exporter.from_notebook_node(nb)
+    tmp = html_path.with_name(html_path.name + ".tmp")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(html_path)
+
+
+def run_notebook(dataset: str, notebook: str) -> Path:
+    """Execute *notebook* on *dataset* and publish it; see the module docstring.
+
+    Raises
+    ------
+    CrmAnalyticsError
+        When the notebook fails; the message names the notebook and the failing cell.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    reports = paths.reports_dir(dataset)
+    staging = reports / ".staging" / notebook
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "metrics").mkdir(parents=True)
+    params_file = build_dir(dataset) / "params" / f"{notebook}.yaml"
+    if not params_file.exists():
+        raise CrmAnalyticsError(f"{params_file} is missing; run `make reports DATASET={dataset}` "
+                                f"(it validates params/{dataset}.yaml first)")
+    parameters = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
+    executed = staging / f"{notebook}.ipynb"
+    source_nb = paths.notebooks_dir() / f"{notebook}.ipynb"
+    env_before = os.environ.get("CRM_ANALYTICS_STAGING")
+    os.environ["CRM_ANALYTICS_STAGING"] = str(staging / "metrics")
+    started = time.monotonic()
+    try:
+        papermill.execute_notebook(
+            str(source_nb),
+            str(executed),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            cwd=str(paths.notebooks_dir()),
+            progress_bar=False,
+            log_output=False,
+        )
+    except PapermillExecutionError:
+        failed = reports / f"{notebook}.FAILED.ipynb"
+        reports.mkdir(parents=True, exist_ok=True)
+        if executed.exists():
+            shutil.move(executed, failed)
+        where = _failed_cell(failed)
+        _write_status(reports, notebook, "failed", time.monotonic() - started, where)
+        raise CrmAnalyticsError(
+            f"notebook {notebook} failed on dataset {dataset!r} in {where}\n"
+            f"  the executed notebook is kept at {failed.relative_to(paths.project_root())}; "
+            f"the last good report is left in place"
+        ) from None
+    finally:
+        if env_before is None:
+            os.environ.pop("CRM_ANALYTICS_STAGING", None)
+        else:
+            os.environ["CRM_ANALYTICS_STAGING"] = env_before
+    seconds = time.monotonic() - started
+    # publish: metrics, executed notebook, HTML, status
+    metrics = reports / "metrics"
+    metrics.mkdir(parents=True, exist_ok=True)
+    for f in (staging / "metrics").glob("*.json"):
+        f.replace(metrics / f.name)
+    html = reports / f"{notebook}.html"
+    _export_html(executed, html)
+    executed.replace(reports / f"{notebook}.ipynb")
+    (reports / f"{notebook}.FAILED.ipynb").unlink(missing_ok=True)
+    _write_status(reports, notebook, "ok", seconds, "")
+    shutil.rmtree(staging, ignore_errors=True)
+    return html
+
+
+def _write_status(reports: Path, notebook: str, status: str, seconds: float, detail: str) -> None:
+    folder = reports / "status"
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {
+        "notebook": notebook,
+        "status": status,
+        "seconds": round(seconds, 1),
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "detail": detail,
+    }
+    (folder / f"{notebook}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m crm_analytics.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("configure", help="validate params and write build/DATASET/*")
+    p.add_argument("dataset")
+    p = sub.add_parser("run", help="execute and publish one notebook")
+    p.add_argument("dataset")
+    p.add_argument("notebook")
+    p = sub.add_parser("index", help="write reports/DATASET/index.html")
+    p.add_argument("dataset")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "configure":
+            configure(args.dataset)
+        elif args.command == "run":
+            html = run_notebook(args.dataset, args.notebook)
+            print(f"published {html.relative_to(paths.project_root())}")
+        elif args.command == "index":
+            from crm_analytics.index import write_index
+
+            out = write_index(args.dataset)
+            print(f"published {out.relative_to(paths.project_root())}")
+    except CrmAnalyticsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

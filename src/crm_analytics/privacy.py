@@ -1,0 +1,68 @@
+"""Personal data: keyed pseudonymisation (KVKK / GDPR).
+
+Personal columns (``contracts.PERSONAL_COLUMNS``: e-mail, phone, full name) are replaced
+by a keyed hash (HMAC-SHA256) when cleaned. The key comes from the environment variable
+``CRM_ANALYTICS_SECRET`` or, failing that, from the ignored file ``.crm_secret`` at the
+project root, created with a warning on first use. Without the key the hashes cannot
+be reversed or recomputed from a guessed e-mail address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import warnings
+
+import pandas as pd
+
+from crm_analytics import paths
+from crm_analytics.contracts import PERSONAL_COLUMNS
+
+__all__ = ["secret_key", "pseudonymise", "pseudonymise_table", "SECRET_ENV"]
+
+SECRET_ENV = "CRM_ANALYTICS_SECRET"
+
+
+def secret_key() -> bytes:
+    """The pseudonymisation key (environment variable, else ``.crm_secret``, created if absent)."""
+    env = os.environ.get(SECRET_ENV)
+    if env:
+        return env.encode("utf-8")
+    path = paths.project_root() / ".crm_secret"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        warnings.warn(
+            f"created a new pseudonymisation key in {path} (ignored by git); keep it safe and set "
+            f"{SECRET_ENV} on scheduled runs so pseudonyms stay stable",
+            UserWarning,
+            stacklevel=2,
+        )
+    return path.read_text(encoding="utf-8").strip().encode("utf-8")
+
+
+def pseudonymise(values: pd.Series, key: bytes, *, length: int = 20) -> pd.Series:
+    """Keyed hash of each value after trimming and lower-casing; nulls stay null.
+
+    Examples
+    --------
+    >>> s = pd.Series([" Ayse@Example.com", "ayse@example.com", None])
+    >>> out = pseudonymise(s, b"k")
+    >>> out[0] == out[1], out[2] is None or pd.isna(out[2])
+    (True, True)
+    """
+    norm = values.astype("string").str.strip().str.lower()
+    uniq = norm.dropna().unique()
+    mapping = {v: hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:length] for v in uniq}
+    return norm.map(mapping).astype("string")
+
+
+def pseudonymise_table(table: str, df: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """Replace the personal columns of canonical table *table* by keyed hashes."""
+    out = df.copy()
+    for col in PERSONAL_COLUMNS.get(table, []):
+        if col in out.columns:
+            out[col] = pseudonymise(out[col], key)
+    return out

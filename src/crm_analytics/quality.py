@@ -1,0 +1,202 @@
+"""Data quality: completeness, duplicates, outliers, freshness, referential integrity,
+and — on the demo world — dirt found versus dirt planted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from crm_analytics.contracts import TABLES
+
+__all__ = ["accounting_table", "rejects_table", "plot_rejects", "cleaning_metrics", "cleaning_headline_text",
+           "completeness", "outliers", "freshness", "referential_integrity", "dirt_found_vs_planted",
+           "quality_summary"]
+
+_TS_COLUMN = {"orders": "order_ts", "events": "ts", "reviews": "ts", "tickets": "opened_ts",
+              "customers": "signup_ts", "campaign_assignments": "sent_ts", "campaigns": "start_ts"}
+
+
+def completeness(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Share of non-null values per table and contract column (personal columns included: hashes)."""
+    rows = []
+    for name, t in tables.items():
+        for col in TABLES[name].column_names:
+            share = float(t[col].notna().mean()) if len(t) else float("nan")
+            rows.append({"table": name, "column": col, "non_null_share": share})
+    return pd.DataFrame(rows)
+
+
+def outliers(tables: dict[str, pd.DataFrame], *, iqr_factor: float = 3.0) -> pd.DataFrame:
+    """Values beyond ``Q3 + iqr_factor·IQR`` of log-values (quantities, prices, order totals)."""
+    checks = [("orders", "order_total"), ("order_lines", "quantity"), ("order_lines", "unit_price"),
+              ("products", "price")]
+    rows = []
+    for name, col in checks:
+        if name not in tables or not len(tables[name]):
+            continue
+        v = pd.to_numeric(tables[name][col], errors="coerce").dropna()
+        v = v[v > 0]
+        if v.empty:
+            continue
+        lv = np.log(v)
+        q1, q3 = np.percentile(lv, [25, 75])
+        upper = q3 + iqr_factor * (q3 - q1)
+        n = int((lv > upper).sum())
+        rows.append({"table": name, "column": col, "rows": len(v), "outliers": n,
+                     "threshold": float(np.exp(upper)), "max": float(v.max())})
+    return pd.DataFrame(rows)
+
+
+def freshness(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp, stale_after_days: int) -> pd.DataFrame:
+    """Days from each table's newest record to *as_of*; ``stale`` when more than *stale_after_days*."""
+    rows = []
+    for name, col in _TS_COLUMN.items():
+        if name in tables and len(tables[name]) and tables[name][col].notna().any():
+            newest = tables[name][col].max()
+            days = (as_of - newest).total_seconds() / 86400
+            rows.append({"table": name, "newest": newest, "days_old": round(days, 1), "stale": days > stale_after_days})
+    return pd.DataFrame(rows)
+
+
+def referential_integrity(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Counts of rows pointing at keys that do not exist in the referenced table."""
+    checks = [
+        ("orders", "customer_id", "customers", "customer_id", "orders without a known customer"),
+        ("order_lines", "order_id", "orders", "order_id", "lines without an order"),
+        ("order_lines", "product_id", "products", "product_id", "lines without a known product"),
+        ("events", "order_id", "orders", "order_id", "events pointing at unknown orders"),
+        ("events", "customer_id", "customers", "customer_id", "events of unknown customers"),
+        ("campaign_assignments", "customer_id", "customers", "customer_id", "assignments of unknown customers"),
+        ("reviews", "product_id", "products", "product_id", "reviews of unknown products"),
+        ("tickets", "customer_id", "customers", "customer_id", "tickets of unknown customers"),
+    ]
+    rows = []
+    for child, ccol, parent, pcol, label in checks:
+        if child in tables and parent in tables:
+            vals = tables[child][ccol].dropna()
+            n_bad = int((~vals.isin(set(tables[parent][pcol].dropna()))).sum())
+            rows.append({"check": label, "table": child, "column": ccol, "rows_checked": len(vals),
+                         "rows_broken": n_bad})
+    return pd.DataFrame(rows)
+
+
+#: planted dirt kind in truth.json -> (table, how cleaning counts it)
+_DIRT_FOUND = {
+    "duplicate_rows": lambda c, t: c[t]["rows_duplicate"],
+    "missing_customer_id": None,
+    "unparseable_timestamps": lambda c, t: sum(v for k, v in c[t]["rejects_by_reason"].items() if k.startswith("unparseable")),
+    "negative_quantities": lambda c, t: c[t]["rejects_by_reason"].get("non_positive_quantity", 0),
+    "test_orders": lambda c, t: c[t]["rejects_by_reason"].get("test_order", 0),
+}
+
+
+def dirt_found_vs_planted(truth: dict, counts: dict, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Compare what cleaning found with the dirt the demo generator planted (``truth["dirt"]``)."""
+    rows = []
+    for kind, info in (truth.get("dirt") or {}).items():
+        table = info.get("table")
+        planted = info.get("rows", info.get("count"))
+        found = None
+        if table in counts:
+            k = kind.lower()
+            c = counts[table]
+            if "dup" in k:
+                found = c["rows_duplicate"]
+            elif "timestamp" in k or "unparse" in k:
+                found = sum(v for r, v in c["rejects_by_reason"].items() if r.startswith("unparseable"))
+            elif "negative" in k or "quantit" in k:
+                found = c["rejects_by_reason"].get("non_positive_quantity", 0)
+            elif "test" in k:
+                found = c["rejects_by_reason"].get("test_order", 0)
+            elif "missing_customer" in k or "guest" in k:
+                found = int(tables[table]["customer_id"].isna().sum()) if table in tables else None
+            elif "categor" in k and "products" in tables:
+                found = None
+        rows.append({"dirt": kind, "table": table, "planted": planted, "found": found})
+    return pd.DataFrame(rows)
+
+
+def quality_summary(counts: dict, tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp,
+                    stale_after_days: int) -> dict:
+    """The machine-readable ``quality.json``."""
+    fresh = freshness(tables, as_of=as_of, stale_after_days=stale_after_days)
+    return {
+        "counts": counts,
+        "completeness": completeness(tables).to_dict(orient="records"),
+        "outliers": outliers(tables).to_dict(orient="records"),
+        "freshness": fresh.assign(newest=fresh["newest"].astype(str)).to_dict(orient="records") if len(fresh) else [],
+        "referential_integrity": referential_integrity(tables).to_dict(orient="records"),
+    }
+
+
+def accounting_table(counts: dict) -> pd.DataFrame:
+    """Rows in, kept, rejected and duplicates per table (a report table)."""
+    rows = [{"table": name, "rows in": c["rows_in"], "kept": c["rows_kept"], "rejected": c["rows_rejected"],
+             "duplicates": c["rows_duplicate"], "note": f"derived from {c['derived_from']}" if c.get("derived_from") else ""}
+            for name, c in counts.items()]
+    return pd.DataFrame(rows).set_index("table")
+
+
+def rejects_table(counts: dict) -> pd.DataFrame:
+    """Rejected rows by table and reason, largest first."""
+    rows = [{"table": t, "reason": r, "rows": n} for t, c in counts.items() for r, n in c["rejects_by_reason"].items()]
+    if not rows:
+        return pd.DataFrame(columns=["table", "reason", "rows"])
+    return pd.DataFrame(rows).sort_values(["rows", "table", "reason"], ascending=[False, True, True]).reset_index(drop=True)
+
+
+def plot_rejects(reasons: pd.DataFrame, *, ax=None, **kwargs):
+    """Horizontal bars of rejected rows by ``table: reason``; returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.35 * len(reasons) + 1.2))
+    labels = reasons["table"] + ": " + reasons["reason"].str.replace("_", " ")
+    ax.barh(labels[::-1], reasons["rows"][::-1], color=kwargs.pop("color", "#0072B2"), **kwargs)
+    ax.set_xlabel("rejected rows")
+    ax.set_title("Rejected rows by reason")
+    return ax
+
+
+def cleaning_metrics(result) -> dict:
+    """Headline numbers of notebook 01 (keys are a contract: see the cleaning issue)."""
+    tables = {name: {k: c[k] for k in ("rows_in", "rows_kept", "rows_rejected", "rows_duplicate", "rejects_by_reason")}
+              for name, c in result.counts.items()}
+    orders = result.tables.get("orders")
+    customers_identified = int(orders["customer_id"].dropna().nunique()) if orders is not None else 0
+    guest = result.notes.get("guest_lines")
+    if guest is None and orders is not None:
+        guest = int(orders["customer_id"].isna().sum())
+    cancelled = result.notes.get("cancelled_lines")
+    if cancelled is None and orders is not None:
+        cancelled = int((orders["status"] == "cancelled").sum())
+    total_in = sum(c["rows_in"] for c in result.counts.values() if not c.get("derived_from"))
+    total_kept = sum(c["rows_kept"] for c in result.counts.values() if not c.get("derived_from"))
+    return {
+        "tables": tables,
+        "customers_identified": customers_identified,
+        "guest_lines": guest,
+        "cancelled_lines": cancelled,
+        "events_stitched_share": result.notes.get("events_stitched_share"),
+        "headline": {
+            "input rows": total_in,
+            "rows kept": total_kept,
+            "share kept": total_kept / total_in if total_in else None,
+            "customers identified": customers_identified,
+        },
+    }
+
+
+def cleaning_headline_text(metrics: dict, *, source_kind: str) -> str:
+    """Plain-language summary of the cleaning, for the top of the report."""
+    h = metrics["headline"]
+    rejected = sum(t["rows_rejected"] for t in metrics["tables"].values())
+    dup = sum(t["rows_duplicate"] for t in metrics["tables"].values())
+    text = (f"**{h['input rows']:,} input rows** from the `{source_kind}` source: **{h['rows kept']:,} kept** "
+            f"({h['share kept']:.1%}), {rejected:,} rejected with a reason and {dup:,} exact duplicates merged. "
+            f"**{h['customers identified']:,} customers** are identified in the orders.")
+    if metrics.get("guest_lines"):
+        text += f" {metrics['guest_lines']:,} order rows have no customer (guest purchases): kept for product analyses, left out of customer analyses."
+    if metrics.get("cancelled_lines"):
+        text += f" {metrics['cancelled_lines']:,} are cancellations."
+    return text

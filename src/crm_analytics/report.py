@@ -1,0 +1,150 @@
+"""What a pipeline notebook needs to publish: headline metrics, plain-language
+captions, small-group suppression and a provenance record.
+
+Notebooks call these; the pipeline runner (``crm_analytics.pipeline``) executes the
+notebooks, exports HTML and builds the index from the metrics files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from crm_analytics import paths
+
+__all__ = [
+    "write_metrics",
+    "read_metrics",
+    "to_jsonable",
+    "provenance",
+    "file_sha256",
+]
+
+
+def to_jsonable(value: Any, *, digits: int = 6) -> Any:
+    """Convert numpy/pandas scalars and containers to plain JSON types.
+
+    Floats are rounded to *digits* significant decimals so two runs of the same
+    inputs write byte-identical files; NaN and infinities become ``None``.
+
+    Examples
+    --------
+    >>> to_jsonable({"a": np.float64(1 / 3), "b": [np.int64(2), float("nan")]})
+    {'a': 0.333333, 'b': [2, None]}
+    """
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v, digits=digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, np.ndarray, pd.Series, pd.Index)):
+        return [to_jsonable(v, digits=digits) for v in list(value)]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if not math.isfinite(f):
+            return None
+        return round(f, digits)
+    if isinstance(value, (pd.Timestamp,)):
+        return value.isoformat()
+    if value is None or isinstance(value, str):
+        return value
+    if value is pd.NA or value is pd.NaT:
+        return None
+    raise TypeError(f"cannot write {type(value).__name__} to a metrics file: {value!r}")
+
+
+def write_metrics(dataset: str, notebook: str, metrics: Mapping[str, Any]) -> Path:
+    """Write ``reports/<dataset>/metrics/<notebook>.json`` (sorted keys, rounded floats).
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name, e.g. ``"demo"``.
+    notebook : str
+        Notebook stem, e.g. ``"01_data_cleaning"``.
+    metrics : mapping
+        Nested headline numbers; keys are a contract named by the issues.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    out_dir = paths.metrics_dir(dataset)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{notebook}.json"
+    text = json.dumps(to_jsonable(dict(metrics)), indent=2, sort_keys=True, ensure_ascii=False)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_metrics(dataset: str, notebook: str) -> dict:
+    """Read a published metrics file (``{}`` when it does not exist yet)."""
+    path = paths.reports_dir(dataset) / "metrics" / f"{notebook}.json"
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def file_sha256(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 of a file (or of every file below a folder, in sorted order)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(chunk_bytes), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=paths.project_root(),
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        commit = out.stdout.strip() or "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=paths.project_root(),
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(params: Mapping[str, Any], inputs: Mapping[str, str | Path] | None = None) -> pd.DataFrame:
+    """A table for the last cell of a notebook: params, git commit, input hashes, versions."""
+    rows = [("param", k, repr(v)) for k, v in params.items()]
+    rows.append(("code", "git commit", _git_commit()))
+    for name, p in (inputs or {}).items():
+        p = Path(p)
+        rows.append(("input", name, file_sha256(p)[:16] if p.exists() else "missing"))
+    rows.append(("runtime", "python", platform.python_version()))
+    for pkg in ["crm-analytics", "pandas", "numpy", "ibis-framework", "duckdb", "scikit-learn", "lifetimes"]:
+        try:
+            rows.append(("package", pkg, metadata.version(pkg)))
+        except metadata.PackageNotFoundError:
+            pass
+    return pd.DataFrame(rows, columns=["kind", "name", "value"])

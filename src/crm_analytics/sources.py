@@ -1,0 +1,285 @@
+"""Source adapters: one per input format, each turning a dataset's raw input into the
+canonical tables of :mod:`crm_analytics.contracts` (still raw: text values, dirt and all;
+:mod:`crm_analytics.cleaning` parses and validates them).
+
+Every table an adapter returns carries ``_source_file`` and ``_source_line`` so that a
+rejected row can be traced back to the line it came from.
+
+Kinds (``source: {kind: ...}`` in ``params/<dataset>.yaml``):
+
+``demo``           generated world (:mod:`crm_analytics.demo`), options: n_customers, seed,
+                   start_date, end_date, locale, currency, with_events
+``cdnow``          the CDNOW transactions shipped inside the ``lifetimes`` wheel; option
+                   ``variant``: ``sample`` (2,357 customers) or ``master`` (23,570)
+``online_retail``  UCI Online Retail / Online Retail II export (csv, csv.gz or xlsx); option ``path``
+``hillstrom``      MineThatData e-mail experiment csv; option ``path``
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from crm_analytics import paths
+from crm_analytics.errors import ParamsError, SourceError
+
+__all__ = [
+    "SOURCE_KINDS",
+    "validate_source",
+    "external_inputs",
+    "source_code_files",
+    "build_raw",
+    "read_source",
+    "resolve_path",
+]
+
+_HERE = Path(__file__).resolve().parent
+
+#: kind -> allowed option -> (type, default)
+SOURCE_KINDS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
+    "demo": {
+        "n_customers": (int, 20_000),
+        "seed": (int, 42),
+        "start_date": (str, "2024-01-01"),
+        "end_date": (str, "2025-12-31"),
+        "locale": (str, "tr_TR"),
+        "currency": (str, "TRY"),
+        "with_events": (bool, True),
+    },
+    "cdnow": {"variant": (str, "sample")},
+    "online_retail": {"path": (str, "external:online_retail/online_retail.csv.gz"), "currency": (str, "GBP")},
+    "hillstrom": {"path": (str, "external:hillstrom/hillstrom.csv"), "currency": (str, "USD")},
+}
+
+
+def resolve_path(value: str) -> Path:
+    """A path from params: ``external:<rel>`` is below ``../shared/external``; a relative
+    path is relative to the project root; ``~`` is expanded."""
+    if value.startswith("external:"):
+        return paths.external_dir() / value.split(":", 1)[1]
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else paths.project_root() / p
+
+
+def validate_source(dataset: str, source: dict, file: str) -> dict:
+    """Check the ``source`` mapping of a params file and fill in defaults.
+
+    Raises
+    ------
+    ParamsError
+        Unknown kind, unknown option or a value of the wrong type, naming the file.
+    """
+    kind = source.get("kind")
+    if kind not in SOURCE_KINDS:
+        raise ParamsError(f"{file}: source.kind must be one of {sorted(SOURCE_KINDS)}, got {kind!r}")
+    spec = SOURCE_KINDS[kind]
+    out: dict[str, Any] = {"kind": kind}
+    for key, value in source.items():
+        if key == "kind":
+            continue
+        if key not in spec:
+            raise ParamsError(f"{file}: unknown key source.{key} for kind {kind!r}; allowed keys are {sorted(spec)}")
+        want = spec[key][0]
+        if isinstance(value, bool) and want is not bool or not isinstance(value, want):
+            name = want.__name__ if isinstance(want, type) else "/".join(t.__name__ for t in want)
+            raise ParamsError(f"{file}: source.{key} must be {name}, got {type(value).__name__} {value!r}")
+    for key, (_, default) in spec.items():
+        out[key] = source.get(key, default)
+    if kind == "cdnow" and out["variant"] not in ("sample", "master"):
+        raise ParamsError(f"{file}: source.variant must be one of ['master', 'sample'], got {out['variant']!r}")
+    return out
+
+
+def external_inputs(source: dict) -> list[Path]:
+    """Files outside the project the raw data is read from (make rebuilds when they change)."""
+    if "path" in source:
+        return [resolve_path(source["path"])]
+    return []
+
+
+def source_code_files(source: dict) -> list[Path]:
+    """Package files that build the raw data of *source* (make rebuilds raw data when they change)."""
+    files = [_HERE / "sources.py"]
+    if source["kind"] == "demo":
+        demo = _HERE / "demo"
+        files += sorted(demo.rglob("*.py")) if demo.is_dir() else [_HERE / "demo.py"]
+    return files
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cdnow_file(variant: str) -> Path:
+    import lifetimes
+
+    name = "CDNOW_sample.txt" if variant == "sample" else "CDNOW_master.txt"
+    return Path(lifetimes.__file__).parent / "datasets" / name
+
+
+def build_raw(dataset: str, source: dict) -> Path:
+    """Make ``data/raw/<dataset>/`` for *source*: generate, copy or point at the input.
+
+    Writes ``_SOURCE.json`` (what was used) and ``_SUCCESS`` last.
+    """
+    out = paths.raw_dir(dataset)
+    kind = source["kind"]
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    manifest: dict[str, Any] = {"dataset": dataset, "source": source}
+    if kind == "demo":
+        from crm_analytics.demo import generate
+
+        options = {k: v for k, v in source.items() if k != "kind"}
+        generate(out, **options)
+    elif kind == "cdnow":
+        src = _cdnow_file(source["variant"])
+        shutil.copyfile(src, out / src.name)
+        manifest["files"] = {src.name: _sha256(out / src.name)}
+    else:
+        path = resolve_path(source["path"])
+        if not path.exists():
+            raise SourceError(
+                f"{path}: input file of dataset {dataset!r} does not exist; "
+                f"set source.path in params/{dataset}.yaml to the shop's export"
+            )
+        manifest["files"] = {str(path): _sha256(path)}
+    (out / "_SOURCE.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (out / "_SUCCESS").write_text("")
+    return out
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def _with_lines(df: pd.DataFrame, file: str, first_line: int = 2) -> pd.DataFrame:
+    df = df.copy()
+    df["_source_file"] = file
+    df["_source_line"] = np.arange(first_line, first_line + len(df), dtype="int64")
+    return df
+
+
+def _read_demo(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+    raw = paths.raw_dir(dataset)
+    tables = {}
+    for f in sorted(raw.glob("*.parquet")):
+        if f.stem.startswith("truth"):
+            continue
+        tables[f.stem] = _with_lines(pd.read_parquet(f), f.name, first_line=1)
+    return tables
+
+
+def _read_cdnow(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+    f = next(paths.raw_dir(dataset).glob("CDNOW_*.txt"))
+    has_header = f.read_text()[:200].lstrip().startswith("customer_id")
+    df = pd.read_csv(f, sep=r"\s+", header=None, skiprows=1 if has_header else 0, dtype=str)
+    # master: id, date, CDs, dollars; sample: master id, sample id, date, CDs, dollars
+    cols = ["customer_id", "date", "number_of_cds", "dollar_value"]
+    if df.shape[1] == 5:
+        cols = ["master_id"] + cols
+    df.columns = cols
+    df["number_of_cds"] = pd.to_numeric(df["number_of_cds"])
+    df["dollar_value"] = pd.to_numeric(df["dollar_value"])
+    df = _with_lines(df, f.name, first_line=2 if has_header else 1)
+    df["customer_id"] = df["customer_id"].str.lstrip("0").where(lambda s: s != "", "0")
+    orders = pd.DataFrame(
+        {
+            "order_id": "CD" + df["_source_line"].astype(str),
+            "customer_id": df["customer_id"],
+            "order_ts": pd.to_datetime(df["date"], format="%Y%m%d", errors="coerce").dt.strftime("%Y-%m-%dT00:00:00Z"),
+            "channel": "mail_order",
+            "status": "completed",
+            "order_total": df["dollar_value"],
+            "_source_file": df["_source_file"],
+            "_source_line": df["_source_line"],
+        }
+    )
+    lines = pd.DataFrame(
+        {
+            "order_id": orders["order_id"],
+            "line_no": 1,
+            "product_id": "CD",
+            "quantity": df["number_of_cds"].astype(float),
+            "unit_price": df["dollar_value"] / df["number_of_cds"].where(df["number_of_cds"] > 0),
+            "discount": 0.0,
+            "_source_file": df["_source_file"],
+            "_source_line": df["_source_line"],
+        }
+    )
+    return {"orders": orders, "order_lines": lines}
+
+
+def _read_online_retail(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+    from crm_analytics.formats import read_online_retail
+
+    return read_online_retail(resolve_path(source["path"]))
+
+
+def _read_hillstrom(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+    from crm_analytics.formats import read_hillstrom
+
+    return read_hillstrom(resolve_path(source["path"]))
+
+
+_READERS: dict[str, Callable[[str, dict], dict[str, pd.DataFrame]]] = {
+    "demo": _read_demo,
+    "cdnow": _read_cdnow,
+    "online_retail": _read_online_retail,
+    "hillstrom": _read_hillstrom,
+}
+
+
+def read_source(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+    """Read the raw input of *dataset* into canonical (uncleaned) tables.
+
+    Raises
+    ------
+    SourceError
+        When the raw data has not been built (run ``make data DATASET=...``) or cannot be read.
+    """
+    if not (paths.raw_dir(dataset) / "_SUCCESS").exists():
+        raise SourceError(
+            f"{paths.raw_dir(dataset)}: raw data of dataset {dataset!r} is missing or incomplete; "
+            f"run `make data DATASET={dataset}`"
+        )
+    return _READERS[source["kind"]](dataset, source)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    import yaml
+
+    from crm_analytics.errors import CrmAnalyticsError
+
+    parser = argparse.ArgumentParser(prog="python -m crm_analytics.sources")
+    parser.add_argument("command", choices=["build"])
+    parser.add_argument("dataset")
+    args = parser.parse_args(argv)
+    spec = paths.project_root() / "build" / args.dataset / "source.yaml"
+    try:
+        if not spec.exists():
+            raise ParamsError(f"{spec} is missing; run `python -m crm_analytics.pipeline configure {args.dataset}`")
+        source = yaml.safe_load(spec.read_text())
+        out = build_raw(args.dataset, source)
+    except CrmAnalyticsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"built {out.relative_to(paths.project_root())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
