@@ -238,14 +238,16 @@ def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | N
     Lines of rejected orders are rejected too (reason ``order_rejected``).
     """
     result = CleanResult()
+    if "order_lines" in raw and "_cancelled" in raw["order_lines"]:  # invoice-line exports: count input lines
+        src = raw["order_lines"]
+        result.notes["guest_lines"] = int(_is_blank(src["_customer_id"]).sum())
+        result.notes["cancelled_lines"] = int(src["_cancelled"].sum())
     for name in [n for n in TABLES if n in raw]:
         kept, rej, counts = clean_table(name, raw[name], ts_format=ts_format)
         result.tables[name], result.rejects[name], result.counts[name] = kept, rej, counts
     if "order_lines" in result.tables and "_order_ts" in result.tables["order_lines"]:
         lines = result.tables["order_lines"]
         derived = _derive_from_lines(lines)
-        result.notes["guest_lines"] = int(_is_blank(lines["_customer_id"]).sum())
-        result.notes["cancelled_lines"] = int(lines["_cancelled"].sum())
         for name, table in derived.items():
             result.tables.setdefault(name, table)
             result.counts.setdefault(name, {"rows_in": len(table), "rows_kept": len(table), "rows_rejected": 0,

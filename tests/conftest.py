@@ -1,0 +1,61 @@
+"""Shared fixtures: a temporary project root with the repo's notebooks and params."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from crm_analytics import paths
+
+REPO = Path(__file__).resolve().parent.parent
+EXTERNAL = paths.external_dir()
+
+
+def external_file(rel: str) -> Path:
+    """A file under ../shared/external, or skip the test with the reason."""
+    p = EXTERNAL / rel
+    if not p.exists():
+        pytest.skip(f"{p} is absent (real public data lives beside the project in ../shared/external)")
+    return p
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """An empty project root (params/ and notebooks/ copied) that paths.* resolve to."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copytree(REPO / "params", root / "params")
+    shutil.copytree(REPO / "notebooks", root / "notebooks",
+                    ignore=shutil.ignore_patterns("*.FAILED.ipynb", ".ipynb_checkpoints"))
+    monkeypatch.setenv("CRM_ANALYTICS_ROOT", str(root))
+    monkeypatch.setenv("CRM_ANALYTICS_SECRET", "test-secret")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ci_root(tmp_path_factory) -> Path:
+    """A project root holding the generated `ci` world's raw data (built once per session)."""
+    from crm_analytics.demo import generate
+    from crm_analytics.params import load_params
+    from crm_analytics.sources import validate_source
+
+    root = tmp_path_factory.mktemp("ci_project")
+    shutil.copytree(REPO / "params", root / "params")
+    shutil.copytree(REPO / "notebooks", root / "notebooks",
+                    ignore=shutil.ignore_patterns("*.FAILED.ipynb", ".ipynb_checkpoints"))
+    old = os.environ.get("CRM_ANALYTICS_ROOT")
+    os.environ["CRM_ANALYTICS_ROOT"] = str(root)
+    try:
+        source = validate_source("ci", load_params("ci")["shared"]["source"], "params/ci.yaml")
+        from crm_analytics.sources import build_raw
+
+        build_raw("ci", source)
+    finally:
+        if old is None:
+            os.environ.pop("CRM_ANALYTICS_ROOT")
+        else:
+            os.environ["CRM_ANALYTICS_ROOT"] = old
+    return root
