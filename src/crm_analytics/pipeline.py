@@ -164,7 +164,9 @@ def _failed_cell(nb_path: Path) -> str:
     except Exception:  # noqa: BLE001 - the notebook may be half-written
         return "an unknown cell"
     code_no = 0
-    for index, cell in enumerate(nb.cells):
+    added_by_papermill = {"injected-parameters", "papermill-error-cell-tag"}
+    cells = [c for c in nb.cells if not added_by_papermill & set(c.get("metadata", {}).get("tags", []))]
+    for index, cell in enumerate(cells):  # numbered as in the source notebook
         if cell.cell_type != "code":
             continue
         code_no += 1

@@ -1,0 +1,96 @@
+"""The pipeline runner: publish on success; on failure name the cell, keep the last good report."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from crm_analytics.errors import CrmAnalyticsError
+from crm_analytics.pipeline import configure, main, package_dependencies, run_notebook, write_if_changed
+
+
+def _probe_notebook(project):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "crm-analytics", "display_name": "CRM Analytics", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Probe"),
+        nbformat.v4.new_code_cell('dataset: str = "ci"  # dataset\nfail: bool = False  # fail on purpose\nvalue: int = 1  # a number',
+                                  metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("from crm_analytics import report\nreport.write_metrics(dataset, '02_probe', {'value': value})"),
+        nbformat.v4.new_code_cell("if fail:\n    raise ValueError('planted failure')\nprint('secret code line')"),
+    ]
+    nbformat.write(nb, project / "notebooks" / "02_probe.ipynb")
+
+
+def _params(project, **values):
+    lines = ["source: {kind: cdnow}", "notebooks: [02_probe]"] + [f"{k}: {json.dumps(v)}" for k, v in values.items()]
+    (project / "params" / "probe.yaml").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.slow
+def test_success_publishes_and_failure_keeps_the_last_good_report(project):
+    _probe_notebook(project)
+    _params(project, fail=False, value=1)
+    configure("probe")
+    html = run_notebook("probe", "02_probe")
+    reports = project / "reports" / "probe"
+    good_html = html.read_text()
+    assert "secret code line" in good_html  # the output is there ...
+    assert "print(" not in good_html and "report.write_metrics" not in good_html  # ... the code is not
+    assert json.loads((reports / "metrics" / "02_probe.json").read_text()) == {"value": 1}
+    assert json.loads((reports / "status" / "02_probe.json").read_text())["status"] == "ok"
+
+    _params(project, fail=True, value=2)
+    configure("probe")
+    with pytest.raises(CrmAnalyticsError, match=r"notebook 02_probe failed on dataset 'probe' in cell 4 .*ValueError: planted failure"):
+        run_notebook("probe", "02_probe")
+    assert html.read_text() == good_html
+    assert json.loads((reports / "metrics" / "02_probe.json").read_text()) == {"value": 1}  # staged, not published
+    assert (reports / "02_probe.FAILED.ipynb").exists()
+
+    _params(project, fail=False, value=3)
+    configure("probe")
+    run_notebook("probe", "02_probe")
+    assert not (reports / "02_probe.FAILED.ipynb").exists()
+    assert json.loads((reports / "metrics" / "02_probe.json").read_text()) == {"value": 3}
+
+
+def test_configure_writes_only_what_changed(project):
+    _probe_notebook(project)
+    _params(project, value=1)
+    configure("probe")
+    p = project / "build" / "probe" / "params" / "02_probe.yaml"
+    mk = project / "build" / "probe" / "dataset.mk"
+    before = (p.stat().st_mtime_ns, mk.stat().st_mtime_ns)
+    configure("probe")
+    assert (p.stat().st_mtime_ns, mk.stat().st_mtime_ns) == before
+    _params(project, value=5)
+    configure("probe")
+    assert "value: 5" in p.read_text()
+    assert "NOTEBOOKS := 02_probe" in mk.read_text()
+    assert "src/crm_analytics/report.py" in mk.read_text()
+
+
+def test_cli_reports_a_user_error_in_one_line(project, capsys):
+    (project / "params" / "bad.yaml").write_text("source: {kind: cdnow}\nnotebooks: [01_data_cleaning]\nstale: 1\n")
+    assert main(["configure", "bad"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "unknown key 'stale'" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_notebook_dependencies_follow_imports():
+    from conftest import REPO
+
+    deps = {p.name for p in package_dependencies(REPO / "notebooks" / "01_data_cleaning.ipynb")}
+    assert {"collect.py", "cleaning.py", "quality.py", "report.py", "privacy.py", "sources.py"} <= deps
+    assert "segmentation.py" not in deps
+
+
+def test_write_if_changed(tmp_path):
+    f = tmp_path / "a" / "b.txt"
+    assert write_if_changed(f, "x") is True
+    assert write_if_changed(f, "x") is False
+    assert write_if_changed(f, "y") is True and f.read_text() == "y"
