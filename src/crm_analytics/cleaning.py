@@ -161,6 +161,7 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
         if c.required:
             reject(blank, f"missing_{c.name}")
         out[c.name] = v
+    relabelled: dict[str, int] = {}
     extra = [c for c in df.columns if c.startswith("attr_")]
     for c in extra:
         out[c] = df[c]
@@ -180,8 +181,10 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
     elif name == "reviews":
         reject(~out["rating"].between(1, 5), "rating_out_of_range")
     elif name == "products":
-        out["category"] = _canonical_labels(out["category"])
-        out["brand"] = _canonical_labels(out["brand"])
+        for col in ("category", "brand"):
+            out[col] = _canonical_labels(out[col])
+            raw_text = df[col].astype("string")
+            relabelled[col] = int((raw_text.notna() & out[col].notna() & (raw_text != out[col])).fillna(False).sum())
     elif name == "customers" and "email" in out:
         out["email"] = out["email"].str.lower()
     # duplicates are not rejects
@@ -206,6 +209,8 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
         "rejects_by_reason": {str(k): int(v) for k, v in by_reason.items()},
         "timestamp_formats": formats,
     }
+    if relabelled:
+        counts["labels_canonicalised"] = relabelled
     assert counts["rows_in"] == counts["rows_kept"] + counts["rows_rejected"] + counts["rows_duplicate"]
     return kept, rejects.reset_index(drop=True), counts
 

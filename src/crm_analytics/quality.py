@@ -80,16 +80,6 @@ def referential_integrity(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-#: planted dirt kind in truth.json -> (table, how cleaning counts it)
-_DIRT_FOUND = {
-    "duplicate_rows": lambda c, t: c[t]["rows_duplicate"],
-    "missing_customer_id": None,
-    "unparseable_timestamps": lambda c, t: sum(v for k, v in c[t]["rejects_by_reason"].items() if k.startswith("unparseable")),
-    "negative_quantities": lambda c, t: c[t]["rejects_by_reason"].get("non_positive_quantity", 0),
-    "test_orders": lambda c, t: c[t]["rejects_by_reason"].get("test_order", 0),
-}
-
-
 def dirt_found_vs_planted(truth: dict, counts: dict, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Compare what cleaning found with the dirt the demo generator planted (``truth["dirt"]``)."""
     rows = []
@@ -110,8 +100,8 @@ def dirt_found_vs_planted(truth: dict, counts: dict, tables: dict[str, pd.DataFr
                 found = c["rejects_by_reason"].get("test_order", 0)
             elif "missing_customer" in k or "guest" in k:
                 found = int(tables[table]["customer_id"].isna().sum()) if table in tables else None
-            elif "categor" in k and "products" in tables:
-                found = None
+            elif "categor" in k:
+                found = c.get("labels_canonicalised", {}).get("category")
         rows.append({"dirt": kind, "table": table, "planted": planted, "found": found})
     return pd.DataFrame(rows)
 

@@ -1,0 +1,171 @@
+"""The demo generator: deterministic, complete, its dirt as recorded, its purchasing BG/NBD."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_analytics.contracts import TABLES
+from crm_analytics.demo import DIRT_RATES, TYPES, generate
+from crm_analytics.errors import ParamsError
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    truth = generate(out, n_customers=4000, seed=11)
+    return out, truth
+
+
+def test_same_seed_same_bytes_and_other_seed_differs(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    generate(a, n_customers=300, seed=3)
+    generate(b, n_customers=300, seed=3)
+    generate(c, n_customers=300, seed=4)
+    files = sorted(p.name for p in a.iterdir())
+    assert files == sorted(p.name for p in b.iterdir())
+    assert {f"{t}.parquet" for t in TABLES} <= set(files)
+    for name in files:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert (a / "orders.parquet").read_bytes() != (c / "orders.parquet").read_bytes()
+
+
+def test_every_table_follows_the_contract(world):
+    out, _ = world
+    for name, spec in TABLES.items():
+        df = pd.read_parquet(out / f"{name}.parquet")
+        assert list(df.columns) == spec.column_names, name
+        assert len(df) > 0, name
+    orders = pd.read_parquet(out / "orders.parquet")
+    assert set(orders["status"]) == {"completed", "cancelled", "returned"}
+    assert set(orders["channel"]) == {"web", "app", "marketplace"}
+    events = pd.read_parquet(out / "events.parquet")
+    assert set(TABLES["events"].column("event_type").allowed) >= set(events["event_type"])
+    assert {"search", "add_to_cart", "remove_from_cart", "checkout_start", "purchase", "login", "email_open",
+            "email_click"} <= set(events["event_type"])
+    assert (events.loc[events["event_type"] == "search", "results_count"] == 0).mean() == pytest.approx(0.08, abs=0.02)
+
+
+def test_dirt_counted_independently_matches_truth(world):
+    out, truth = world
+    dirt = truth["dirt"]
+    raw = {t: pd.read_parquet(out / f"{t}.parquet") for t in ("orders", "order_lines", "customers", "events", "products")}
+    assert int(raw["orders"].duplicated().sum()) == dirt["duplicate_orders"]["rows"]
+    assert int(raw["order_lines"].duplicated().sum()) == dirt["duplicate_order_lines"]["rows"]
+    assert int(raw["customers"].duplicated().sum()) == dirt["duplicate_customers"]["rows"]
+    assert int(raw["events"].duplicated().sum()) == dirt["duplicate_events"]["rows"]
+    orders = raw["orders"].drop_duplicates()
+    parsed = pd.to_datetime(orders["order_ts"], format="%Y-%m-%dT%H:%M:%SZ", errors="coerce")
+    assert int(parsed.isna().sum()) == dirt["unparseable_timestamps"]["rows"]
+    ev = raw["events"].drop_duplicates()
+    assert int(pd.to_datetime(ev["ts"], format="%Y-%m-%dT%H:%M:%SZ", errors="coerce").isna().sum()) == \
+        dirt["unparseable_event_timestamps"]["rows"]
+    assert int(orders["order_id"].str.startswith("TEST").sum()) == dirt["test_orders"]["rows"]
+    assert int(orders["customer_id"].isna().sum()) == dirt["missing_customer_id"]["rows"]
+    lines = raw["order_lines"].drop_duplicates()
+    assert int((lines["quantity"] < 0).sum()) == dirt["negative_quantities"]["rows"]
+    canonical = set(truth["categories"])
+    assert int((~raw["products"]["category"].isin(canonical)).sum()) == dirt["category_variants"]["rows"]
+    for kind, info in dirt.items():
+        assert info["table"] == DIRT_RATES[kind][0]
+        assert info["rate"] == pytest.approx(DIRT_RATES[kind][1], rel=0.35), kind
+
+
+def test_purchasing_follows_bgnbd_given_true_rates(world):
+    """Sum over customers of E[repeat purchases | lambda, p, T] = (1 - exp(-lambda p T)) / p (BG/NBD)."""
+    out, truth = world
+    tc = pd.read_parquet(out / "truth_customers.parquet")
+    b = tc[tc["is_buyer"]]
+    end = pd.Timestamp(truth["end_date"], tz="UTC") + pd.Timedelta(days=1)
+    t_weeks = (end - pd.to_datetime(b["first_purchase_ts"], utc=True)).dt.total_seconds() / (7 * 86400)
+    lam, p = b["lambda_per_week"].to_numpy(), b["dropout_p"].to_numpy()
+    expected = ((1 - np.exp(-lam * p * t_weeks.to_numpy())) / p).sum()
+    observed = (b["n_purchases_btyd"] - 1).sum()
+    assert observed == pytest.approx(expected, rel=0.06)
+    # the population draws match the parameters in truth.json
+    bt = truth["btyd"]
+    assert lam.mean() == pytest.approx(bt["r"] / bt["alpha"], rel=0.08)
+    assert p.mean() == pytest.approx(bt["a"] / (bt["a"] + bt["b"]), rel=0.05)
+    gg = truth["gamma_gamma"]
+    assert b["mean_spend"].median() == pytest.approx(gg["p"] * gg["v"] / (gg["q"] - 1), rel=0.35)
+    # alive at end agrees with the dropout times
+    assert (b["alive_at_end"] == b["dropout_ts"].isna()).all()
+
+
+def test_types_shares_and_behaviour_differ_by_type(world):
+    out, truth = world
+    assert set(truth["types"]) == set(TYPES)
+    assert truth["types"]["bargain_hunter"] == pytest.approx(0.40, abs=0.01)
+    tc = pd.read_parquet(out / "truth_customers.parquet")
+    orders = pd.read_parquet(out / "orders.parquet").drop_duplicates()
+    o = orders.merge(tc[["customer_id", "type"]], on="customer_id")
+    app_share = o.assign(app=o["channel"] == "app").groupby("type")["app"].mean()
+    assert app_share["app_frequent_buyer"] > 0.6 > app_share["bargain_hunter"]
+    assert truth["stages"]["registered_never_bought"] > 0
+
+
+def test_campaign_truth_and_control_groups(world):
+    out, truth = world
+    camps = pd.read_parquet(out / "campaigns.parquet")
+    asg = pd.read_parquet(out / "campaign_assignments.parquet")
+    eff = pd.read_parquet(out / "truth_campaign_effects.parquet")
+    assert len(camps) == len(truth["campaigns"])
+    no_control = [c for c, t in truth["campaigns"].items() if not t["has_control"]]
+    assert len(no_control) == 1 and set(asg.loc[asg["campaign_id"] == no_control[0], "group"]) == {"treatment"}
+    multi = [c for c, t in truth["campaigns"].items() if len(t["arms"]) > 1]
+    assert multi and asg.loc[asg["campaign_id"] == multi[0], "variant"].nunique() == 3
+    # the recorded ATE is the mean of the per-customer effects of the treated
+    for cid, t in truth["campaigns"].items():
+        treated = eff[(eff["campaign_id"] == cid) & (eff["variant"] != "control")]
+        assert t["true_ate"] == pytest.approx(treated["true_effect"].mean(), rel=1e-9)
+    # some customers are put off
+    assert (eff["true_effect"] < 0).any() and (eff["true_effect"] > 0).any()
+    # control customers get no message
+    assert asg.loc[asg["group"] == "control", "sent_ts"].isna().all()
+
+
+def test_personal_data_is_fake_and_reviews_have_truth(world):
+    out, _ = world
+    cust = pd.read_parquet(out / "customers.parquet")
+    assert cust["email"].str.contains(r"@example\.(?:com|net|org|com\.tr)$").all()
+    reviews = pd.read_parquet(out / "reviews.parquet")
+    rt = pd.read_parquet(out / "truth_reviews.parquet")
+    m = reviews.merge(rt, on="review_id")
+    agree = m[~m["rating_text_mismatch"]]
+    assert (agree.loc[agree["true_sentiment"] == "positive", "rating"] >= 4).all()
+    assert m["rating_text_mismatch"].any()
+    tickets = pd.read_parquet(out / "tickets.parquet")
+    tc = pd.read_parquet(out / "truth_customers.parquet")
+    comp = tc[tc["is_buyer"]].assign(complained=lambda d: d["customer_id"].isin(tickets["customer_id"]))
+    churn = comp.groupby("complained")["alive_at_end"].mean()
+    assert churn[True] < churn[False] - 0.2  # complainers drop out far more often
+
+
+def test_truth_json_is_complete(world):
+    out, truth = world
+    on_disk = json.loads((out / "truth.json").read_text())
+    assert on_disk["btyd"].keys() == {"r", "alpha", "a", "b"}
+    assert on_disk["gamma_gamma"].keys() == {"p", "q", "v"}
+    assert 0 < on_disk["funnel"]["cart_abandonment"] < 1
+    assert 0.5 < on_disk["stitching"]["share_attributable"] < 1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_customers": 10}, "at least 50"),
+    ({"locale": "xx_XX"}, "locale"),
+    ({"start_date": "2024-01-01", "end_date": "2024-01-10"}, "90 days"),
+])
+def test_bad_options_raise_params_error(tmp_path, kwargs, match):
+    with pytest.raises(ParamsError, match=match):
+        generate(tmp_path, **kwargs)
+
+
+def test_english_locale(tmp_path):
+    truth = generate(tmp_path, n_customers=200, seed=1, locale="en_GB", currency="GBP", with_events=False)
+    assert not (tmp_path / "events.parquet").exists()
+    cust = pd.read_parquet(tmp_path / "customers.parquet")
+    assert cust["phone"].str.startswith("+44").all()
+    assert truth["currency"] == "GBP"

@@ -1,0 +1,108 @@
+"""End to end: the Makefile on the `ci` dataset in a temporary copy of the project."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from crm_analytics.params import notebook_parameters, pipeline_notebooks
+
+from conftest import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _make(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CRM_ANALYTICS_ROOT": str(root), "CRM_ANALYTICS_SECRET": "e2e-secret"}
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    for name in ["Makefile", "pyproject.toml"]:
+        shutil.copy2(REPO / name, root / name)
+    for name in ["params", "notebooks", "src"]:
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns(
+            "*.FAILED.ipynb", ".ipynb_checkpoints", "__pycache__", "*.egg-info"))
+    (root / ".venv").symlink_to(REPO / ".venv")  # set up once by `make test`
+    first = _make(root, "reports", "DATASET=ci")
+    assert first.returncode == 0, first.stdout + first.stderr
+    return root, first
+
+
+def test_reports_index_and_metrics_are_published(built):
+    root, first = built
+    reports = root / "reports" / "ci"
+    notebooks = pipeline_notebooks()
+    index = (reports / "index.html").read_text()
+    for nb in notebooks:
+        assert f"running {nb} on ci" in first.stdout
+        html = (reports / f"{nb}.html").read_text()
+        assert not re.search(r'<div[^>]*class="[^"]*(jp-InputPrompt|hl-ipython3)', html), f"{nb}: code is visible"
+        assert "Traceback" not in html, f"{nb}: an error is shown"
+        assert not re.search(r'<div[^>]*data-mime-type="application/vnd.jupyter.stderr"', html), \
+            f"{nb}: warnings or errors leak into the report"
+        assert f'href="{nb}.html"' in index
+        assert json.loads((reports / "metrics" / f"{nb}.json").read_text())
+        assert json.loads((reports / "status" / f"{nb}.json").read_text())["status"] == "ok"
+    assert index.count('class="ok"') == len(notebooks)
+
+
+def test_figures_are_embedded(built):
+    root, _ = built
+    html = (root / "reports" / "ci" / "01_data_cleaning.html").read_text()
+    assert "data:image/png;base64," in html
+
+
+def test_second_run_runs_no_notebook(built):
+    root, _ = built
+    again = _make(root, "reports", "DATASET=ci")
+    assert again.returncode == 0, again.stderr
+    assert "running" not in again.stdout
+
+
+def test_a_changed_param_reruns_only_the_notebooks_that_declare_it(built):
+    root, _ = built
+    last = pipeline_notebooks()[-1]
+    own = [k for k in notebook_parameters(last) if k != "dataset"
+           and all(k not in notebook_parameters(nb) for nb in pipeline_notebooks() if nb != last)]
+    key = next(k for k in own if notebook_parameters(last)[k]["type"] == "int") if own else None
+    if key is None:
+        pytest.skip(f"{last} declares no int parameter of its own")
+    params = root / "params" / "ci.yaml"
+    text = params.read_text()
+    default = int(notebook_parameters(last)[key]["default"])
+    params.write_text(text + f"\n{key}: {default + 1}\n")
+    try:
+        time.sleep(1)
+        run = _make(root, "reports", "DATASET=ci")
+        assert run.returncode == 0, run.stderr
+        ran = re.findall(r"running (\S+) on ci", run.stdout)
+        assert ran == [last]
+    finally:
+        params.write_text(text)
+
+
+def test_a_bad_params_value_stops_before_any_notebook(built):
+    root, _ = built
+    params = root / "params" / "ci.yaml"
+    text = params.read_text()
+    index_before = (root / "reports" / "ci" / "index.html").read_bytes()
+    params.write_text(text + "\nstale_after_days: soon\n")
+    try:
+        run = _make(root, "reports", "DATASET=ci")
+        assert run.returncode != 0
+        assert "ci.yaml: key 'stale_after_days' must be int" in run.stderr
+        assert "running" not in run.stdout and "Traceback" not in run.stderr
+        assert (root / "reports" / "ci" / "index.html").read_bytes() == index_before
+    finally:
+        params.write_text(text)
