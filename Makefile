@@ -19,6 +19,7 @@ RAW := data/raw/$(DATASET)
 PARAMS_SRC := $(wildcard params/$(DATASET).yaml params/$(DATASET)/*.yaml)
 ALL_NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 PACKAGE_SRC := $(shell find src/crm_analytics -name '*.py' 2>/dev/null)
+ERASURE := $(wildcard data/erasure/$(DATASET).txt)
 
 ## reports   Run every notebook of DATASET (default demo) and publish reports/$(DATASET)/index.html
 reports: $(REPORTS)/index.html
@@ -40,7 +41,7 @@ lab: $(SETUP)
 
 ## forget    Record an erasure request: make forget CUSTOMER=<id> DATASET=<name>
 forget: $(SETUP)
-	$(PY) -m crm_analytics.erasure add $(DATASET) "$(CUSTOMER)"
+	@$(PY) -m crm_analytics.erasure add $(DATASET) "$(CUSTOMER)"
 
 ## clean     Remove reports, build files and derived data (keeps raw data and the virtualenv)
 clean:
@@ -81,7 +82,7 @@ $(RAW)/_SUCCESS: $(BUILD)/source.yaml $(RAW_INPUTS) $(RAW_DEPS) | $(SETUP)
 	$(PY) -m crm_analytics.sources build $(DATASET)
 
 define NOTEBOOK_RULE
-$(REPORTS)/$(1).html: notebooks/$(1).ipynb $(BUILD)/params/$(1).yaml $(DEPS_$(1)) $(RAW)/_SUCCESS $(if $(filter-out 01_data_cleaning,$(1)),$(REPORTS)/01_data_cleaning.html) | $(SETUP)
+$(REPORTS)/$(1).html: notebooks/$(1).ipynb $(BUILD)/params/$(1).yaml $(DEPS_$(1)) $(RAW)/_SUCCESS $(if $(filter-out 01_data_cleaning,$(1)),$(REPORTS)/01_data_cleaning.html,$(ERASURE)) | $(SETUP)
 	@echo "running $(1) on $(DATASET)"
 	@$(PY) -m crm_analytics.pipeline run $(DATASET) $(1)
 endef

@@ -106,3 +106,51 @@ def test_a_bad_params_value_stops_before_any_notebook(built):
         assert (root / "reports" / "ci" / "index.html").read_bytes() == index_before
     finally:
         params.write_text(text)
+
+
+def _published_text(root: Path) -> dict[str, str]:
+    """Every published or derived file of the ci dataset as text: reports, metrics, exports, clean tables."""
+    import pandas as pd
+
+    out = {}
+    for folder in (root / "reports" / "ci", root / "data" / "interim" / "ci", root / "data" / "processed" / "ci"):
+        for f in sorted(folder.rglob("*")):
+            if f.suffix in (".html", ".json", ".csv", ".md", ".txt"):
+                out[str(f.relative_to(root))] = f.read_text(encoding="utf-8", errors="replace")
+            elif f.suffix == ".parquet":
+                out[str(f.relative_to(root))] = pd.read_parquet(f).astype("string").to_csv(index=False)
+    return out
+
+
+def test_no_personal_data_in_reports_metrics_tables_or_logs(built):
+    import pandas as pd
+
+    root, first = built
+    raw = pd.read_parquet(root / "data" / "raw" / "ci" / "customers.parquet")
+    needles = set(raw["email"]) | set(raw["phone"]) | set(raw["full_name"])
+    texts = _published_text(root)
+    texts["make log"] = first.stdout + first.stderr
+    assert len(texts) > 10
+    for name, text in texts.items():
+        leaked = [n for n in needles if n in text]
+        assert not leaked, f"{name} contains personal data, e.g. {leaked[:1]}"
+
+
+def test_forget_removes_a_customer_from_every_table_and_report(built):
+    """Runs last: it changes the build (an erasure request reruns every notebook)."""
+    import pandas as pd
+
+    root, _ = built
+    orders = pd.read_parquet(root / "data" / "interim" / "ci" / "orders.parquet")
+    victim = orders["customer_id"].value_counts().index[0]
+    assert any(victim in t for t in _published_text(root).values() if t)
+    forget = _make(root, "forget", f"CUSTOMER={victim}", "DATASET=ci")
+    assert forget.returncode == 0, forget.stderr
+    assert victim not in forget.stdout  # the log does not repeat the id
+    run = _make(root, "reports", "DATASET=ci")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"running {pipeline_notebooks()[0]} on ci" in run.stdout
+    texts = _published_text(root)
+    assert not [name for name, t in texts.items() if victim in t]
+    metrics = json.loads((root / "reports" / "ci" / "metrics" / "01_data_cleaning.json").read_text())
+    assert metrics["erasure"]["customers_found"] == 1

@@ -293,7 +293,8 @@ def _cascade_lines(result: CleanResult) -> None:
         counts["rejects_by_reason"]["order_rejected"] = int(cascade.sum())
 
 
-def write_clean(result: CleanResult, dataset: str, quality: dict) -> Path:
+def write_clean(result: CleanResult, dataset: str, quality: dict,
+                extra: dict[str, pd.DataFrame] | None = None) -> Path:
     """Write clean tables, rejects and ``quality.json`` to ``data/interim/<dataset>/``.
 
     Writes into a fresh folder and swaps it in at the end, so a failure leaves the
@@ -305,7 +306,7 @@ def write_clean(result: CleanResult, dataset: str, quality: dict) -> Path:
 
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "rejects").mkdir(parents=True)
-    for name, t in result.tables.items():
+    for name, t in {**result.tables, **(extra or {})}.items():
         t.to_parquet(tmp / f"{name}.parquet", index=False)
     for name, r in result.rejects.items():
         if len(r):

@@ -10,6 +10,8 @@ import pandas as pd
 
 from crm_analytics import paths
 from crm_analytics.cleaning import CleanResult, clean_tables, write_clean
+from crm_analytics.erasure import apply_erasure, load_requests
+from crm_analytics.identity import customers_360, stitch_events
 from crm_analytics.params import load_params
 from crm_analytics.privacy import secret_key
 from crm_analytics.quality import quality_summary
@@ -37,12 +39,15 @@ class Collected:
     source: dict
     as_of: pd.Timestamp
     raw_dir: object = None
+    customers_360: pd.DataFrame | None = None
 
 
 def collect(dataset: str, *, date_format: str = "", stale_after_days: int = 30, write: bool = True) -> Collected:
     """Read, clean, pseudonymise and (optionally) write the clean tables of *dataset*.
 
-    Freshness is measured against the newest order (a demo world or a historical export
+    Events are stitched to customers (:mod:`crm_analytics.identity`), erasure requests are
+    applied (:mod:`crm_analytics.erasure`) and ``customers_360.parquet`` is written beside the
+    clean tables. Freshness is measured against the newest order (a demo world or a historical export
     has no "now"); ``stale_after_days`` flags tables whose newest record is older than that.
     """
     source = dataset_source(dataset)
@@ -51,10 +56,17 @@ def collect(dataset: str, *, date_format: str = "", stale_after_days: int = 30, 
     result = clean_tables(raw, key=secret_key(), ts_format=date_format or None)
     if detected is not None:
         result.notes["detected"] = detected.iloc[0].to_dict()
+    if "events" in result.tables:
+        result.tables["events"], stitching = stitch_events(result.tables["events"])
+        result.notes["stitching"] = stitching
+        result.notes["events_stitched_share"] = stitching["events_stitched_share"]
+    result.notes["erasure"] = apply_erasure(result, load_requests(dataset))
+    view = customers_360(result.tables)
     orders = result.tables.get("orders")
     as_of = orders["order_ts"].max() if orders is not None and len(orders) else pd.Timestamp.now(tz="UTC")
     quality = quality_summary(result.counts, result.tables, as_of=as_of, stale_after_days=stale_after_days)
     quality["notes"] = {k: v for k, v in result.notes.items()}
     if write:
-        write_clean(result, dataset, quality)
-    return Collected(result=result, quality=quality, source=source, as_of=as_of, raw_dir=paths.raw_dir(dataset))
+        write_clean(result, dataset, quality, extra={"customers_360": view})
+    return Collected(result=result, quality=quality, source=source, as_of=as_of, raw_dir=paths.raw_dir(dataset),
+                     customers_360=view)

@@ -44,6 +44,8 @@ def read_table_file(path: Path, *, dtype=str) -> tuple[pd.DataFrame, dict]:
         raise SourceError(f"{path}: file is empty; export it again")
     if path.suffix.lower() in (".xlsx", ".xls"):
         return pd.read_excel(path, dtype=dtype), {"format": "excel"}
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path), {"format": "parquet"}
     last_error: Exception | None = None
     for enc in _ENCODINGS:
         try:

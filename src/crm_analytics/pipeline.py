@@ -124,6 +124,9 @@ def package_dependencies(notebook_path: Path) -> list[Path]:
 def configure(dataset: str) -> dict[str, Any]:
     """Validate the dataset's params and write the per-notebook params and ``dataset.mk``."""
     from crm_analytics import sources
+    from crm_analytics.privacy import secret_key
+
+    secret_key()  # create the pseudonymisation key here, so its warning goes to the log, not a report
 
     resolved = resolve_notebook_params(dataset)
     source = sources.validate_source(dataset, resolved["source"], resolved["file"])

@@ -168,6 +168,8 @@ def cleaning_metrics(result) -> dict:
         "guest_lines": guest,
         "cancelled_lines": cancelled,
         "events_stitched_share": result.notes.get("events_stitched_share"),
+        "stitching": {k: v for k, v in (result.notes.get("stitching") or {}).items() if k != "rule"} or None,
+        "erasure": result.notes.get("erasure"),
         "headline": {
             "input rows": total_in,
             "rows kept": total_kept,
@@ -190,3 +192,57 @@ def cleaning_headline_text(metrics: dict, *, source_kind: str) -> str:
     if metrics.get("cancelled_lines"):
         text += f" {metrics['cancelled_lines']:,} are cancellations."
     return text
+
+
+def stitching_table(stats: dict, truth: dict | None = None) -> pd.DataFrame:
+    """The stitching counts, with the generated world's truth beside them when there is one."""
+    known = (truth or {}).get("stitching", {})
+    rows = [
+        ("events", stats["events"], None),
+        ("anonymous events before stitching", stats["anonymous_events_before"], None),
+        ("events stitched to a customer", stats["events_stitched"], known.get("anonymous_events_of_customers_stitchable")),
+        ("devices stitched", stats["devices_stitched"], None),
+        ("devices seen with several customers (left anonymous)", stats["devices_ambiguous"], None),
+        ("share of anonymous events stitched", round(stats["events_stitched_share"] or 0, 4), None),
+        ("share of events with a customer after stitching", round(stats["events_attributed_share"] or 0, 4), None),
+    ]
+    df = pd.DataFrame(rows, columns=["measure", "value", "truth (generated world)"]).astype(object)
+    df["value"] = [f"{v:,}" if float(v).is_integer() and v > 1 else f"{v:.1%}" for v in df["value"]]
+    df["truth (generated world)"] = [f"{int(v):,}" if v is not None and pd.notna(v) else ""
+                                     for v in df["truth (generated world)"]]
+    if truth is None:
+        return df.drop(columns="truth (generated world)")
+    t = known.get("anonymous_events_of_customers_stitchable")
+    df["note"] = ""
+    if t:
+        df.loc[2, "note"] = (f"{(stats['events_stitched'] - t) / t:+.2%} vs truth (the truth counts events before "
+                             "duplicates and unparseable times were removed)")
+    return df
+
+
+def customer_view_summary(view: pd.DataFrame | None) -> pd.DataFrame:
+    """Aggregate figures of the customer 360 table (no row-level data)."""
+    if view is None or not len(view):
+        return pd.DataFrame({"measure": ["customers"], "value": [0]})
+    rows = [("customers", len(view)), ("customers who bought", int(view["buyer"].sum()))]
+    for col, label in (("orders", "median orders of buyers"), ("revenue", "median revenue of buyers")):
+        if col in view:
+            rows.append((label, float(view.loc[view["buyer"], col].median()) if view["buyer"].any() else 0.0))
+    for col, label in (("events", "customers with web/app events"),
+                       ("campaigns_received", "customers reached by a campaign"),
+                       ("reviews", "customers who wrote a review"), ("tickets", "customers who opened a ticket")):
+        if col in view:
+            rows.append((label, int((view[col] > 0).sum())))
+    if "consent_marketing" in view:
+        rows.append(("customers who consented to marketing", int(view["consent_marketing"].fillna(False).sum())))
+    return pd.DataFrame([(m, f"{v:,.0f}" if isinstance(v, int) else f"{v:,.2f}") for m, v in rows],
+                        columns=["measure", "value"])
+
+
+def erasure_text(info: dict) -> str:
+    """One sentence on the erasure requests applied (counts only, never ids)."""
+    if not info or not info.get("requests"):
+        return "No erasure request is recorded for this dataset."
+    removed = ", ".join(f"{n:,} {t}" for t, n in sorted(info["rows_removed"].items())) or "no rows"
+    return (f"**{info['requests']} erasure request(s)** applied ({info['customers_found']} found in the data): "
+            f"removed {removed}.")

@@ -13,6 +13,19 @@ Kinds (``source: {kind: ...}`` in ``params/<dataset>.yaml``):
                    ``variant``: ``sample`` (2,357 customers) or ``master`` (23,570)
 ``online_retail``  UCI Online Retail / Online Retail II export (csv, csv.gz or xlsx); option ``path``
 ``hillstrom``      MineThatData e-mail experiment csv; option ``path``
+``files``          generic adapter for a shop's own exports (Shopify, WooCommerce, event logs): option
+                   ``tables``, one entry per canonical table with ``path`` (csv, csv.gz, xlsx or parquet),
+                   ``columns`` (canonical name -> the export's column name) and optional ``values``
+                   (canonical column -> {export value: canonical value}), e.g.::
+
+                       source:
+                         kind: files
+                         tables:
+                           orders:
+                             path: exports/orders.csv
+                             columns: {order_id: Name, customer_id: Customer ID, order_ts: Created at,
+                                       status: Financial Status, order_total: Total}
+                             values: {status: {paid: completed, refunded: returned, voided: cancelled}}
 """
 
 from __future__ import annotations
@@ -55,7 +68,9 @@ SOURCE_KINDS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "cdnow": {"variant": (str, "sample")},
     "online_retail": {"path": (str, "external:online_retail/online_retail.csv.gz"), "currency": (str, "GBP")},
     "hillstrom": {"path": (str, "external:hillstrom/hillstrom.csv"), "currency": (str, "USD")},
+    "files": {"tables": (dict, {}), "currency": (str, "EUR")},
 }
+_FILE_TABLE_KEYS = {"path", "columns", "values"}
 
 
 def resolve_path(value: str) -> Path:
@@ -91,13 +106,43 @@ def validate_source(dataset: str, source: dict, file: str) -> dict:
             raise ParamsError(f"{file}: source.{key} must be {name}, got {type(value).__name__} {value!r}")
     for key, (_, default) in spec.items():
         out[key] = source.get(key, default)
+    if kind == "files":
+        _validate_files(out["tables"], file)
     if kind == "cdnow" and out["variant"] not in ("sample", "master"):
         raise ParamsError(f"{file}: source.variant must be one of ['master', 'sample'], got {out['variant']!r}")
     return out
 
 
+def _validate_files(tables: dict, file: str) -> None:
+    from crm_analytics.contracts import TABLES
+
+    if not tables:
+        raise ParamsError(f"{file}: source.tables is empty; name at least the orders export, e.g. "
+                          "tables: {orders: {path: exports/orders.csv, columns: {order_id: Name, ...}}}")
+    for name, spec in tables.items():
+        where = f"{file}: source.tables.{name}"
+        if name not in TABLES:
+            raise ParamsError(f"{where}: unknown table; tables are {sorted(TABLES)}")
+        if not isinstance(spec, dict) or "path" not in spec:
+            raise ParamsError(f"{where}: needs a mapping with at least `path:`")
+        unknown = set(spec) - _FILE_TABLE_KEYS
+        if unknown:
+            raise ParamsError(f"{where}: unknown key(s) {sorted(unknown)}; allowed keys are {sorted(_FILE_TABLE_KEYS)}")
+        cols = spec.get("columns") or {}
+        if not isinstance(cols, dict):
+            raise ParamsError(f"{where}.columns must map canonical column -> export column")
+        bad = [c for c in cols if c not in TABLES[name].column_names]
+        if bad:
+            raise ParamsError(f"{where}.columns: {bad} are not columns of {name}; columns are {TABLES[name].column_names}")
+        values = spec.get("values") or {}
+        if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+            raise ParamsError(f"{where}.values must map canonical column -> {{export value: canonical value}}")
+
+
 def external_inputs(source: dict) -> list[Path]:
     """Files outside the project the raw data is read from (make rebuilds when they change)."""
+    if source.get("kind") == "files":
+        return [resolve_path(t["path"]) for t in source["tables"].values()]
     if "path" in source:
         return [resolve_path(source["path"])]
     return []
@@ -147,6 +192,14 @@ def build_raw(dataset: str, source: dict) -> Path:
         src = _cdnow_file(source["variant"])
         shutil.copyfile(src, out / src.name)
         manifest["files"] = {src.name: _sha256(out / src.name)}
+    elif kind == "files":
+        manifest["files"] = {}
+        for name, spec in source["tables"].items():
+            path = resolve_path(spec["path"])
+            if not path.exists():
+                raise SourceError(f"{path}: the {name} export of dataset {dataset!r} does not exist; "
+                                  f"set source.tables.{name}.path in params/{dataset}.yaml")
+            manifest["files"][str(path)] = _sha256(path)
     else:
         path = resolve_path(source["path"])
         if not path.exists():
@@ -232,11 +285,42 @@ def _read_hillstrom(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
     return read_hillstrom(resolve_path(source["path"]))
 
 
+def _read_files(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+    from crm_analytics.contracts import TABLES
+    from crm_analytics.formats import read_table_file
+
+    tables: dict[str, pd.DataFrame] = {}
+    for name, spec in source["tables"].items():
+        path = resolve_path(spec["path"])
+        df, detected = read_table_file(path)
+        if not len(df):
+            raise SourceError(f"{path}: the {name} export has a header but no rows; export it again")
+        mapping = dict(spec.get("columns") or {})
+        for col in TABLES[name].column_names:  # columns already named as in the contract need no mapping
+            if col not in mapping and col in df.columns:
+                mapping[col] = col
+        missing = {canon: src for canon, src in mapping.items() if src not in df.columns}
+        if missing:
+            canon, src = next(iter(missing.items()))
+            raise SourceError(f"{path}: column {src!r} (mapped to {name}.{canon}) is not in the file; its columns are "
+                              f"{list(df.columns)}; fix source.tables.{name}.columns in params/{dataset}.yaml")
+        out = pd.DataFrame({canon: df[src] for canon, src in mapping.items()})
+        for col, table in (spec.get("values") or {}).items():
+            if col in out:
+                low = {str(k).strip().lower(): v for k, v in table.items()}
+                text = out[col].astype("string").str.strip().str.lower()
+                out[col] = text.map(low).fillna(out[col])
+        first_line = 1 if path.suffix.lower() == ".parquet" else 2
+        tables[name] = _with_lines(out, path.name, first_line=first_line)
+    return tables
+
+
 _READERS: dict[str, Callable[[str, dict], dict[str, pd.DataFrame]]] = {
     "demo": _read_demo,
     "cdnow": _read_cdnow,
     "online_retail": _read_online_retail,
     "hillstrom": _read_hillstrom,
+    "files": _read_files,
 }
 
 
