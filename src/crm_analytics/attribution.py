@@ -83,3 +83,30 @@ def pre_period_features(tables: dict[str, pd.DataFrame], *, days: int = 180) -> 
     out[["pre_orders", "pre_revenue"]] = out[["pre_orders", "pre_revenue"]].fillna(0)
     out["pre_days_since_order"] = out["pre_days_since_order"].fillna(np.inf).clip(upper=10 * days)
     return out
+
+
+def uplift_features(tables: dict[str, pd.DataFrame], campaign_id: str, *, days: int = 180) -> pd.DataFrame:
+    """Features known before *campaign_id* started, one row per assigned customer (index customer_id).
+
+    Pre-period purchasing (:func:`pre_period_features`), age and gender, and the numeric or
+    low-cardinality ``attr_*`` columns a source carries (Hillstrom's history, recency, channel...).
+    """
+    pre = pre_period_features(tables, days=days)
+    f = pre[pre["campaign_id"] == campaign_id].set_index("customer_id")[
+        ["pre_orders", "pre_revenue", "pre_days_since_order"]]
+    cust = tables.get("customers")
+    if cust is not None and len(cust):
+        c = cust.drop_duplicates("customer_id").set_index("customer_id").reindex(f.index)
+        start = tables["campaigns"].set_index("campaign_id").loc[campaign_id, "start_ts"]
+        if "birth_date" in c and c["birth_date"].notna().any():
+            born = pd.to_datetime(c["birth_date"]).dt.tz_localize("UTC")
+            f["age"] = (start - born).dt.days / 365.25
+        if "gender" in c and c["gender"].notna().any():
+            f["female"] = (c["gender"] == "female").astype(float)
+        for col in [x for x in c.columns if x.startswith("attr_")]:
+            num = pd.to_numeric(c[col], errors="coerce")
+            if num.notna().mean() > 0.95:
+                f[col[5:]] = num
+            elif c[col].nunique() <= 12:
+                f = f.join(pd.get_dummies(c[col], prefix=col[5:], dtype=float))
+    return f
