@@ -82,7 +82,7 @@ $(RAW)/_SUCCESS: $(BUILD)/source.yaml $(RAW_INPUTS) $(RAW_DEPS) | $(SETUP)
 	$(PY) -m crm_analytics.sources build $(DATASET)
 
 define NOTEBOOK_RULE
-$(REPORTS)/$(1).html: notebooks/$(1).ipynb $(BUILD)/params/$(1).yaml $(DEPS_$(1)) $(RAW)/_SUCCESS $(if $(filter-out 01_data_cleaning,$(1)),$(REPORTS)/01_data_cleaning.html,$(ERASURE)) | $(SETUP)
+$(REPORTS)/$(1).html: notebooks/$(1).ipynb $(BUILD)/params/$(1).yaml $(DEPS_$(1)) $(RAW)/_SUCCESS $(if $(filter-out 01_data_cleaning,$(1)),$(REPORTS)/01_data_cleaning.html,$(ERASURE)) $(foreach n,$(NEEDS_$(1)),$(REPORTS)/$(n).html) | $(SETUP)
 	@echo "running $(1) on $(DATASET)"
 	@$(PY) -m crm_analytics.pipeline run $(DATASET) $(1)
 endef

@@ -88,16 +88,24 @@ def pre_period_features(tables: dict[str, pd.DataFrame], *, days: int = 180) -> 
 def uplift_features(tables: dict[str, pd.DataFrame], campaign_id: str, *, days: int = 180) -> pd.DataFrame:
     """Features known before *campaign_id* started, one row per assigned customer (index customer_id).
 
-    Pre-period purchasing (:func:`pre_period_features`), age and gender, and the numeric or
+    Pre-period purchasing (:func:`pre_period_features`), purchasing and browsing behaviour up to the
+    start (:func:`crm_analytics.churn.customer_features`), age and gender, and the numeric or
     low-cardinality ``attr_*`` columns a source carries (Hillstrom's history, recency, channel...).
     """
+    from crm_analytics.churn import customer_features
+
     pre = pre_period_features(tables, days=days)
     f = pre[pre["campaign_id"] == campaign_id].set_index("customer_id")[
         ["pre_orders", "pre_revenue", "pre_days_since_order"]]
+    start = tables["campaigns"].set_index("campaign_id").loc[campaign_id, "start_ts"]
+    orders = tables.get("orders")
+    if orders is not None and (orders["order_ts"] < start).any():
+        behaviour = customer_features({k: v for k, v in tables.items() if k != "campaign_assignments"},
+                                      start - pd.Timedelta(microseconds=1))
+        f = f.join(behaviour.drop(columns=[c for c in ("frequency", "monetary_total") if c in behaviour]))
     cust = tables.get("customers")
     if cust is not None and len(cust):
         c = cust.drop_duplicates("customer_id").set_index("customer_id").reindex(f.index)
-        start = tables["campaigns"].set_index("campaign_id").loc[campaign_id, "start_ts"]
         if "birth_date" in c and c["birth_date"].notna().any():
             born = pd.to_datetime(c["birth_date"]).dt.tz_localize("UTC")
             f["age"] = (start - born).dt.days / 365.25

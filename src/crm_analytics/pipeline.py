@@ -121,6 +121,12 @@ def package_dependencies(notebook_path: Path) -> list[Path]:
     return sorted(files)
 
 
+def notebook_needs(notebook: str) -> list[str]:
+    """Notebooks whose outputs *notebook* reads (``metadata.crm_analytics.needs``), e.g. the segments of 02."""
+    nb = json.loads((paths.notebooks_dir() / f"{notebook}.ipynb").read_text(encoding="utf-8"))
+    return list(nb.get("metadata", {}).get("crm_analytics", {}).get("needs", []))
+
+
 def configure(dataset: str) -> dict[str, Any]:
     """Validate the dataset's params and write the per-notebook params and ``dataset.mk``."""
     from crm_analytics import sources
@@ -151,6 +157,8 @@ def configure(dataset: str) -> dict[str, Any]:
     for nb in resolved["notebooks"]:
         deps = package_dependencies(paths.notebooks_dir() / f"{nb}.ipynb")
         lines.append(f"DEPS_{nb} := {' '.join(rel(p) for p in deps)}")
+        needs = [n for n in notebook_needs(nb) if n in resolved["notebooks"]]
+        lines.append(f"NEEDS_{nb} := {' '.join(needs)}")
     write_if_changed(out / "dataset.mk", "\n".join(lines) + "\n")
     return resolved
 

@@ -8,7 +8,7 @@ from crm_analytics import paths
 from crm_analytics.contracts import TABLES
 from crm_analytics.errors import DataContractError
 
-__all__ = ["read_clean", "has_table", "purchases", "PURCHASE_STATUSES"]
+__all__ = ["read_clean", "read_processed", "has_table", "purchases", "PURCHASE_STATUSES"]
 
 #: Order statuses that count as a purchase for customer-level models
 #: (a returned order was still bought; cancelled orders never happened).
@@ -48,3 +48,9 @@ def purchases(orders: pd.DataFrame) -> pd.DataFrame:
     """Orders that count as purchases: a known customer and status completed or returned."""
     mask = orders["customer_id"].notna() & orders["status"].isin(PURCHASE_STATUSES)
     return orders.loc[mask]
+
+
+def read_processed(dataset: str, name: str) -> pd.DataFrame | None:
+    """A modelling table another notebook wrote to ``data/processed/<dataset>/<name>.parquet``, or ``None``."""
+    path = paths.processed_dir(dataset) / f"{name}.parquet"
+    return pd.read_parquet(path) if path.exists() else None
