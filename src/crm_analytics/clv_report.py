@@ -15,7 +15,8 @@ from crm_analytics.errors import ParamsError
 
 __all__ = ["TIME_UNITS", "PUBLISHED_CDNOW", "time_unit_freq", "bucket", "periods", "simulate_repeat_purchases",
            "frequency_histogram", "model_choice", "published_comparison", "truth_params_table", "palive_vs_truth",
-           "spend_check", "customer_values", "churn_side_by_side", "which_to_trust", "end_of_day_utc"]
+           "spend_check", "customer_values", "churn_side_by_side", "which_to_trust", "end_of_day_utc",
+           "fit_models", "fit_spend"]
 
 #: time unit -> (freq, freq_multiplier) of :func:`crm_analytics.clv.rfm_summary`; weeks are days / 7 as in
 #: the published CDNOW analyses
@@ -76,7 +77,7 @@ def simulate_repeat_purchases(fit: clv.FitResult, T: np.ndarray, *, draws: int =
         mu = rng.gamma(p["s"], 1 / p["beta"], len(T))
         life = rng.exponential(1 / mu)
         return rng.poisson(lam * np.minimum(life, T))
-    drop = rng.beta(p["a"], p["b"], len(T))
+    drop = np.clip(rng.beta(p["a"], p["b"], len(T)), 1e-12, 1.0)  # a tiny a can underflow to 0
     n = rng.poisson(lam * T)
     j = rng.geometric(drop)  # dies after the j-th repeat purchase (BG/NBD)
     if fit.model == "mbgnbd":
@@ -179,7 +180,7 @@ def spend_check(gg: clv.FitResult, summary: pd.DataFrame, dataset: str, truth: d
                      "truth": 1.0})
         return pd.DataFrame(rows).set_index("quantity")
     if _is_cdnow_sample(dataset) and full_summary is not None:
-        full = clv.fit_gamma_gamma(full_summary)
+        full, _ = fit_spend(full_summary)
         return pd.DataFrame([{"quantity": k, "ours (78 weeks)": full.params[k], "published": v,
                               "relative": (full.params[k] - v) / v}
                              for k, v in PUBLISHED_CDNOW["gamma_gamma"].items()]).set_index("quantity")
@@ -236,3 +237,25 @@ def which_to_trust(scores: pd.DataFrame) -> str:
 def end_of_day_utc(day: pd.Timestamp) -> pd.Timestamp:
     """The last microsecond of calendar *day* (naive) in UTC: a cutoff that includes the whole day."""
     return (pd.Timestamp(day).normalize() + DAY).tz_localize("UTC") - pd.Timedelta(microseconds=1)
+
+
+def fit_models(summary: pd.DataFrame, penalizer: float = 0.0) -> tuple[dict[str, clv.FitResult], dict[str, str]]:
+    """Fit BG/NBD, Pareto/NBD and MBG/NBD; a model that does not converge is left out with its message."""
+    from crm_analytics.errors import ModelFitError
+
+    fits, failed = {}, {}
+    for name, fitter in (("bgnbd", clv.fit_bgnbd), ("pareto_nbd", clv.fit_pareto_nbd), ("mbgnbd", clv.fit_mbgnbd)):
+        try:
+            fits[name] = fitter(summary, penalizer=penalizer)
+        except ModelFitError as exc:
+            failed[name] = str(exc)
+    if not fits:
+        raise ModelFitError("no purchasing model converged: " + " | ".join(failed.values()))
+    return fits, failed
+
+
+def fit_spend(summary: pd.DataFrame, penalizer: float = 0.0) -> tuple[clv.FitResult, int]:
+    """Gamma-Gamma on repeat customers with a positive mean spend; returns the fit and how many were left out."""
+    rep = summary[summary["frequency"] > 0]
+    ok = rep[rep["monetary_value"] > 0]
+    return clv.fit_gamma_gamma(ok, penalizer=penalizer), int(len(rep) - len(ok))
