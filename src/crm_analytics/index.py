@@ -70,7 +70,7 @@ def write_index(dataset: str) -> Path:
         status = json.loads(status_file.read_text()) if status_file.exists() else {"status": "missing"}
         metrics_file = reports / "metrics" / f"{nb}.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-        title = nb.split("_", 1)[1].replace("_", " ").capitalize() if "_" in nb else nb
+        title = notebook_title(nb)
         state = status.get("status", "missing")
         seconds = status.get("seconds")
         meta = f'<span class="{html.escape(state)}">{html.escape(state)}</span>'
@@ -105,3 +105,19 @@ def write_index(dataset: str) -> Path:
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(out)
     return out
+
+
+def notebook_title(notebook: str) -> str:
+    """The first level-1 heading of the notebook, or a title made from its file name."""
+    import json
+
+    from crm_analytics import paths
+
+    path = paths.notebooks_dir() / f"{notebook}.ipynb"
+    if path.exists():
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "markdown":
+                for line in "".join(cell["source"]).splitlines():
+                    if line.startswith("# "):
+                        return line[2:].strip()
+    return notebook.split("_", 1)[1].replace("_", " ").capitalize() if "_" in notebook else notebook

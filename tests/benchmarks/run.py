@@ -28,6 +28,9 @@ BENCHES = {
     "demo_generate_1m": "bench_pipeline:demo_generate_1m",
     "cleaning_1m": "bench_pipeline:cleaning_1m",
     "make_reports_demo": "bench_pipeline:make_reports_demo",
+    "clv_summary_1m": "bench_clv:clv_summary_1m",
+    "bgnbd_fit_1m": "bench_clv:bgnbd_fit_1m",
+    "pareto_fit_1m": "bench_clv:pareto_fit_1m",
 }
 
 
