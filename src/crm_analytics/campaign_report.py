@@ -137,7 +137,7 @@ def segment_lifts(outcomes: pd.DataFrame, segments: pd.DataFrame, *, campaign_id
     """Conversion lift of *campaign_id* within each segment (all arms pooled as treatment), Holm-adjusted."""
     df = outcomes[outcomes["campaign_id"] == campaign_id].merge(segments[["customer_id", segment_col]],
                                                                 on="customer_id", how="left")
-    df[segment_col] = df[segment_col].fillna("no segment (new since segmentation)")
+    df[segment_col] = df[segment_col].astype("object").fillna("no segment (new since segmentation)")
     rows = []
     for seg, part in df.groupby(segment_col, sort=True):
         t, c = part[part["group"] == "treatment"], part[part["group"] == "control"]
