@@ -116,3 +116,18 @@ def test_personal_columns_are_pseudonymised_and_lines_of_test_orders_go_too():
     assert res.counts["order_lines"]["rejects_by_reason"] == {"order_rejected": 1}
     n = res.counts["order_lines"]
     assert n["rows_in"] == n["rows_kept"] + n["rows_rejected"] + n["rows_duplicate"]
+
+
+def test_cancellations_are_matched_to_the_earlier_line_they_cancel():
+    from crm_analytics.cleaning import match_cancellations
+
+    lines = pd.DataFrame({
+        "_customer_id": ["1", "1", "1", "2", None],
+        "product_id": ["A", "A", "B", "A", "A"],
+        "_order_ts": ["2011-01-01 10:00", "2011-01-02 10:00", "2011-01-03 10:00", "2011-01-04 10:00",
+                      "2011-01-05 10:00"],
+        "quantity": [5, -3, -1, -2, -1],
+        "_cancelled": [False, True, True, True, True],
+    })
+    # 1/A (3 of 5 bought earlier) matches; 1/B was never bought; customer 2 bought nothing; guests cannot match
+    assert match_cancellations(lines) == 1

@@ -247,6 +247,7 @@ def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | N
         src = raw["order_lines"]
         result.notes["guest_lines"] = int(_is_blank(src["_customer_id"]).sum())
         result.notes["cancelled_lines"] = int(src["_cancelled"].sum())
+        result.notes["cancelled_lines_matched"] = match_cancellations(src, ts_format=ts_format)
     for name in [n for n in TABLES if n in raw]:
         kept, rej, counts = clean_table(name, raw[name], ts_format=ts_format)
         result.tables[name], result.rejects[name], result.counts[name] = kept, rej, counts
@@ -276,6 +277,26 @@ def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | N
     for name, rej in result.rejects.items():
         result.rejects[name] = pseudonymise_table(name, rej, key)
     return result
+
+
+def match_cancellations(lines: pd.DataFrame, *, ts_format: str | None = None) -> int:
+    """Cancellation lines of an invoice-line export that match an earlier purchase line they cancel.
+
+    A cancellation (``_cancelled``) matches the latest earlier non-cancelled line of the same customer
+    and product with at least the cancelled quantity. Guest lines cannot be matched.
+    """
+    ts, _ = parse_timestamps(lines["_order_ts"], fmt=ts_format)
+    df = pd.DataFrame({"customer": lines["_customer_id"].astype("string").mask(_is_blank(lines["_customer_id"])),
+                       "product": lines["product_id"].astype("string"), "ts": ts,
+                       "qty": pd.to_numeric(lines["quantity"], errors="coerce").abs(),
+                       "cancelled": lines["_cancelled"].astype(bool)}).dropna(subset=["customer", "ts", "qty"])
+    cancels = df[df["cancelled"]].sort_values("ts")
+    buys = df[~df["cancelled"]].sort_values("ts").rename(columns={"qty": "bought"})
+    if cancels.empty or buys.empty:
+        return 0
+    m = pd.merge_asof(cancels, buys[["ts", "customer", "product", "bought"]], on="ts", by=["customer", "product"],
+                      direction="backward")
+    return int((m["bought"] >= m["qty"]).sum())
 
 
 def _cascade_lines(result: CleanResult) -> None:

@@ -167,6 +167,7 @@ def cleaning_metrics(result) -> dict:
         "customers_identified": customers_identified,
         "guest_lines": guest,
         "cancelled_lines": cancelled,
+        "cancelled_lines_matched": result.notes.get("cancelled_lines_matched"),
         "events_stitched_share": result.notes.get("events_stitched_share"),
         "stitching": {k: v for k, v in (result.notes.get("stitching") or {}).items() if k != "rule"} or None,
         "erasure": result.notes.get("erasure"),
@@ -190,7 +191,11 @@ def cleaning_headline_text(metrics: dict, *, source_kind: str) -> str:
     if metrics.get("guest_lines"):
         text += f" {metrics['guest_lines']:,} order rows have no customer (guest purchases): kept for product analyses, left out of customer analyses."
     if metrics.get("cancelled_lines"):
-        text += f" {metrics['cancelled_lines']:,} are cancellations."
+        text += f" {metrics['cancelled_lines']:,} are cancellations"
+        if metrics.get("cancelled_lines_matched") is not None:
+            text += (f", {metrics['cancelled_lines_matched']:,} of them matched to the earlier purchase line they "
+                     "cancel (same customer and product, enough quantity)")
+        text += "."
     return text
 
 

@@ -31,6 +31,7 @@ BENCHES = {
     "clv_summary_1m": "bench_clv:clv_summary_1m",
     "bgnbd_fit_1m": "bench_clv:bgnbd_fit_1m",
     "pareto_fit_1m": "bench_clv:pareto_fit_1m",
+    "segmentation_1m": "bench_segmentation:rfm_segments_clusters_1m",
 }
 
 
