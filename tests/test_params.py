@@ -64,6 +64,17 @@ def test_wrong_type_is_refused(project):
         resolve_notebook_params("mine")
 
 
+def test_bad_segment_map_stops_before_any_notebook(project):
+    _write(project, "source: {kind: cdnow}\nnotebooks: [01_data_cleaning, 02_segmentation]\n"
+                    "segment_map: {Best: {r: [4, 5], f: [6, 7]}}\n")
+    with pytest.raises(ParamsError, match=r"mine\.yaml: key 'segment_map': segment map is invalid:[\s\S]*"
+                                          r"'Best': f \[6, 7\] is outside the scores 1..5"):
+        resolve_notebook_params("mine")
+    _write(project, "source: {kind: cdnow}\nnotebooks: [01_data_cleaning, 02_segmentation]\n"
+                    "segment_map: {Best: {r: [4, 5], fm: [4, 5]}, Others: {}}\n")
+    assert resolve_notebook_params("mine")["per_notebook"]["02_segmentation"]["segment_map"]["Others"] == {}
+
+
 def test_unknown_source_kind_lists_the_kinds(project):
     from crm_analytics.pipeline import configure
 

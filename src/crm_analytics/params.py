@@ -135,6 +135,26 @@ def _suggest(key: str, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _check_segment_map(value: Any) -> None:
+    if value:  # empty means the standard map
+        from crm_analytics.segmentation import validate_segment_map  # heavy imports only when needed
+        validate_segment_map(value)
+
+
+#: Keys whose values need more than a type check, checked before any notebook starts.
+VALUE_CHECKS = {"segment_map": _check_segment_map}
+
+
+def _check_value(key: str, value: Any, where: Path) -> None:
+    check = VALUE_CHECKS.get(key)
+    if check is None:
+        return
+    try:
+        check(value)
+    except ParamsError as exc:
+        raise ParamsError(f"{where}: key {key!r}: {exc}") from None
+
+
 def resolve_notebook_params(dataset: str) -> dict[str, Any]:
     """Validate the params of *dataset* against its notebooks and split them per notebook.
 
@@ -180,6 +200,7 @@ def resolve_notebook_params(dataset: str) -> dict[str, Any]:
                     f"{where}: key {key!r} must be {want} (as declared in notebooks/{nb}.ipynb), "
                     f"got {type(value).__name__} {value!r}"
                 )
+        _check_value(key, value, where)
 
     per_notebook: dict[str, dict[str, Any]] = {nb: {"dataset": dataset} for nb in notebooks}
     for key, value in shared.items():
