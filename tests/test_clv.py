@@ -278,6 +278,26 @@ def test_fit_uses_weights_like_repeated_customers(cdnow_weeks, fits):
     assert g["weight"].sum() == len(cdnow_weeks) and fits["bgnbd"].n_groups == len(g)
 
 
+@pytest.mark.parametrize("modified", [False, True], ids=["bgnbd", "mbgnbd"])
+def test_analytic_gradient_equals_finite_differences(modified):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 8, 400).astype(float)
+    T = rng.choice([10.0, 20.5, 31.0, 40.0], 400)
+    tx = np.where(x > 0, rng.integers(0, 9, 400) / 8 * T, 0.0)
+    w = rng.integers(1, 5, 400).astype(float)
+    h = clv._histories(x, tx, T)
+    loglik = clv._ll_mbgnbd if modified else clv._ll_bgnbd
+    sums = clv._BgnbdSums(h, w, modified)
+    p = np.array([0.7, 3.0, 0.8, 2.5])
+    ll, grad = sums(p)
+    assert ll == pytest.approx(float(w @ loglik(p, h)), rel=1e-12)
+    for i in range(4):
+        e = np.zeros(4)
+        e[i] = 1e-6 * p[i]
+        numeric = (w @ loglik(p + e, h) - w @ loglik(p - e, h)) / (2 * e[i])
+        assert grad[i] == pytest.approx(numeric, rel=1e-6, abs=1e-6), i
+
+
 def test_fit_result_table_and_json(fits):
     t = fits["pareto_nbd"].table()
     assert t.index.tolist() == ["r", "alpha", "s", "beta"]
