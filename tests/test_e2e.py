@@ -136,6 +136,55 @@ def test_no_personal_data_in_reports_metrics_tables_or_logs(built):
         assert not leaked, f"{name} contains personal data, e.g. {leaked[:1]}"
 
 
+def test_a_users_own_export_through_the_generic_adapter_end_to_end(built):
+    """A Shopify-style export (Windows-1254, `;`, decimal commas, dd.mm.yyyy, own column names and
+    status values) added as params/myshop.yaml runs through cleaning, segmentation and CLV with make."""
+    import pandas as pd
+
+    root, _ = built
+    raw = root / "data" / "raw" / "ci"
+    orders = pd.read_parquet(raw / "orders.parquet")
+    ts = pd.to_datetime(orders["order_ts"], format="%Y-%m-%dT%H:%M:%SZ", errors="coerce")
+    export = pd.DataFrame({
+        "Sipariş No": orders["order_id"],
+        "Müşteri": orders["customer_id"],
+        "Tarih": ts.dt.strftime("%d.%m.%Y %H:%M").fillna("geçersiz"),
+        "Durum": orders["status"].map({"completed": "Ödendi", "returned": "İade", "cancelled": "İptal"}),
+        "Tutar": orders["order_total"].map(lambda v: f"{v:.2f}".replace(".", ",")),
+    })
+    customers = pd.read_parquet(raw / "customers.parquet")[["customer_id", "email"]]
+    (root / "exports").mkdir(exist_ok=True)
+    export.to_csv(root / "exports" / "siparisler.csv", sep=";", index=False, encoding="cp1254")
+    customers.rename(columns={"customer_id": "Müşteri", "email": "E-posta"}).to_csv(
+        root / "exports" / "musteriler.csv", sep=";", index=False, encoding="cp1254")
+    (root / "params" / "myshop.yaml").write_text("""description: "A shop's own export"
+source:
+  kind: files
+  currency: TRY
+  tables:
+    orders:
+      path: exports/siparisler.csv
+      columns: {order_id: Sipariş No, customer_id: Müşteri, order_ts: Tarih, status: Durum, order_total: Tutar}
+      values: {status: {ödendi: completed, iade: returned, iptal: cancelled}}
+    customers:
+      path: exports/musteriler.csv
+      columns: {customer_id: Müşteri, email: E-posta}
+notebooks: [01_data_cleaning, 02_segmentation, 03_clv_churn]
+""", encoding="utf-8")
+    run = _make(root, "reports", "DATASET=myshop")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    reports = root / "reports" / "myshop"
+    for nb in ["01_data_cleaning", "02_segmentation", "03_clv_churn"]:
+        assert json.loads((reports / "status" / f"{nb}.json").read_text())["status"] == "ok", nb
+    cleaning = json.loads((reports / "metrics" / "01_data_cleaning.json").read_text())
+    o = cleaning["tables"]["orders"]
+    assert o["rows_in"] == len(orders)
+    assert o["rows_in"] == o["rows_kept"] + o["rows_rejected"] + o["rows_duplicate"]
+    assert o["rows_kept"] > 0.8 * len(orders)
+    assert json.loads((reports / "metrics" / "02_segmentation.json").read_text())["rfm_segments"]
+    assert json.loads((reports / "metrics" / "03_clv_churn.json").read_text())["bgnbd"]["params"]["r"] > 0
+
+
 def test_forget_removes_a_customer_from_every_table_and_report(built):
     """Runs last: it changes the build (an erasure request reruns every notebook)."""
     import pandas as pd
