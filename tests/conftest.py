@@ -14,6 +14,25 @@ REPO = Path(__file__).resolve().parent.parent
 EXTERNAL = paths.external_dir()
 
 
+def shop_params(customer_columns: str, notebooks: str, extra: str = "") -> str:
+    """params/myshop.yaml for a Shopify-style export in Turkish: orders with their own column
+    names and status values, and a customers file mapped by *customer_columns*."""
+    return f"""description: "A Shopify-style export in Turkish Excel csv"
+source:
+  kind: files
+  currency: TRY
+  tables:
+    orders:
+      path: exports/siparisler.csv
+      columns: {{order_id: Sipariş No, customer_id: Müşteri, order_ts: Tarih, status: Durum, order_total: Tutar}}
+      values: {{status: {{ödendi: completed, iade: returned, iptal: cancelled}}}}
+    customers:
+      path: exports/musteriler.csv
+      columns: {{{customer_columns}}}
+{extra}notebooks: [{notebooks}]
+"""
+
+
 def external_file(rel: str) -> Path:
     """A file under ../shared/external, or skip the test with the reason."""
     p = EXTERNAL / rel

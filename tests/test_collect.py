@@ -15,22 +15,10 @@ from crm_analytics.identity import customers_360, stitch_events
 from crm_analytics.params import load_params
 from crm_analytics.sources import validate_source
 
-SHOP_PARAMS = """description: "A Shopify-style export in Turkish Excel csv"
-source:
-  kind: files
-  currency: TRY
-  tables:
-    orders:
-      path: exports/siparisler.csv
-      columns: {order_id: Sipariş No, customer_id: Müşteri, order_ts: Tarih, status: Durum, order_total: Tutar}
-      values: {status: {ödendi: completed, iade: returned, iptal: cancelled}}
-    customers:
-      path: exports/musteriler.csv
-      columns: {customer_id: Müşteri, email: E-posta, consent_marketing: İzin}
-date_format: ""
-stale_after_days: 30
-notebooks: [01_data_cleaning]
-"""
+from conftest import shop_params
+
+SHOP_PARAMS = shop_params("customer_id: Müşteri, email: E-posta, consent_marketing: İzin", "01_data_cleaning",
+                          extra='date_format: ""\nstale_after_days: 30\n')
 
 
 def _write_shop(root):

@@ -14,7 +14,7 @@ import pytest
 
 from crm_analytics.params import notebook_parameters, pipeline_notebooks
 
-from conftest import REPO
+from conftest import REPO, shop_params
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -157,20 +157,9 @@ def test_a_users_own_export_through_the_generic_adapter_end_to_end(built):
     export.to_csv(root / "exports" / "siparisler.csv", sep=";", index=False, encoding="cp1254")
     customers.rename(columns={"customer_id": "Müşteri", "email": "E-posta"}).to_csv(
         root / "exports" / "musteriler.csv", sep=";", index=False, encoding="cp1254")
-    (root / "params" / "myshop.yaml").write_text("""description: "A shop's own export"
-source:
-  kind: files
-  currency: TRY
-  tables:
-    orders:
-      path: exports/siparisler.csv
-      columns: {order_id: Sipariş No, customer_id: Müşteri, order_ts: Tarih, status: Durum, order_total: Tutar}
-      values: {status: {ödendi: completed, iade: returned, iptal: cancelled}}
-    customers:
-      path: exports/musteriler.csv
-      columns: {customer_id: Müşteri, email: E-posta}
-notebooks: [01_data_cleaning, 02_segmentation, 03_clv_churn]
-""", encoding="utf-8")
+    (root / "params" / "myshop.yaml").write_text(
+        shop_params("customer_id: Müşteri, email: E-posta", "01_data_cleaning, 02_segmentation, 03_clv_churn"),
+        encoding="utf-8")
     run = _make(root, "reports", "DATASET=myshop")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     reports = root / "reports" / "myshop"
