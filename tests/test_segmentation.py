@@ -613,6 +613,28 @@ def test_migration_default_map_keeps_every_customer():
 # --------------------------------------------------------------------------------------------
 # suppression and exports
 # --------------------------------------------------------------------------------------------
+def test_demographic_tables_protect_small_groups_and_add_up():
+    rfm, cust = _demo_world()
+    cust.loc[50:55, "gender"] = "other"  # 6 + 5 customers: merged into one Other row of 11
+    cust.loc[56:60, "gender"] = "diverse"
+    p = seg.demographic_profile(rfm, cust, as_of="2025-07-01")
+    summary, cross, note = seg.demographic_tables(p, "gender", min_group_size=10)
+    assert list(summary.index) == ["female", "male", seg.OTHER_LABEL]
+    assert summary["customers"].sum() == len(rfm) and summary.loc[seg.OTHER_LABEL, "customers"] == 11
+    assert summary["customer_share"].sum() == pytest.approx(1) and summary["revenue_share"].sum() == pytest.approx(1)
+    female = rfm[cust.set_index("customer_id")["gender"].reindex(rfm.index).eq("female")]
+    assert summary.loc["female", "basket"] == pytest.approx(female["monetary"].sum() / female["frequency"].sum())
+    assert str(cross.dtypes.iloc[0]) == "Int64"
+    assert int(cross.loc[["female", "male"]].sum().sum()) == len(rfm) - 11  # the big groups are all shown
+    assert "other" not in cross.index and (cross.fillna(10) >= 10).all().all()  # 3-4 per segment: hidden
+    assert "fewer than 10" in note
+    ages, _, _ = seg.demographic_tables(p, "age_band")
+    assert list(ages.index) == sorted(ages.index, key=seg._group_sort_key)
+    assert list(ages.index)[0] in {"<25", "25-34"}
+    with pytest.raises(DataContractError, match="income"):
+        seg.demographic_tables(p, "income")
+
+
 def test_suppress_small_merges_groups():
     df = pd.DataFrame({"segment": ["A", "B", "C", "D"], "customers": [50, 3, 4, 20],
                        "revenue": [500.0, 30.0, 80.0, 100.0], "revenue_share": [500 / 710, 30 / 710, 80 / 710, 100 / 710],

@@ -68,6 +68,7 @@ __all__ = [
     "seed_stability",
     "age_band",
     "demographic_profile",
+    "demographic_tables",
     "difference_test",
     "Migration",
     "migration",
@@ -1002,6 +1003,68 @@ def demographic_profile(rfm_seg: pd.DataFrame, customers: pd.DataFrame,
     return out
 
 
+def demographic_tables(profile: pd.DataFrame, dimension: str, min_group_size: int = 10
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The two published views of one demographic dimension, small groups protected.
+
+    Parameters
+    ----------
+    profile : DataFrame
+        :func:`demographic_profile` output.
+    dimension : str
+        One of its dimensions (``age_band``, ``gender``, ``region``).
+    min_group_size : int
+        Groups of fewer customers are merged into :data:`OTHER_LABEL`.
+
+    Returns
+    -------
+    (summary, crosstab, note)
+        ``summary``: one row per group — customers, share of customers, share of revenue, orders per
+        customer and basket (revenue / orders). ``crosstab``: customers per group (rows) × segment
+        (columns) as whole numbers, with ``<NA>`` where a cell had fewer than *min_group_size*
+        customers (those are counted in the Other row of that segment). ``note`` says what was
+        merged; groups keep their natural order, ``unknown`` and Other last.
+    """
+    part = profile[profile["dimension"] == dimension]
+    if part.empty:
+        raise DataContractError(f"demographic profile has no dimension {dimension!r}; it has "
+                                f"{sorted(profile['dimension'].unique())}")
+    per_group = part.groupby("group", sort=False)[["customers", "revenue", "orders"]].sum().reset_index()
+    per_group["customer_share"] = per_group["customers"] / per_group["customers"].sum()
+    per_group["revenue_share"] = per_group["revenue"] / per_group["revenue"].sum()
+    summary, note_summary = suppress_small(per_group, "customers", min_group_size, label_col="group")
+    summary["orders_per_customer"] = summary["orders"] / summary["customers"]
+    summary["basket"] = summary["revenue"] / summary["orders"]
+
+    def order(labels: pd.Index) -> list:
+        last = [x for x in ("unknown", OTHER_LABEL) if x in labels]
+        return sorted([x for x in labels if x not in last], key=_group_sort_key) + last
+
+    summary = summary.set_index("group").loc[lambda t: order(t.index)]
+    summary = summary[["customers", "customer_share", "revenue_share", "orders_per_customer", "basket"]]
+    cells, note_cells = suppress_small(part[["group", "segment", "customers"]], "customers", min_group_size,
+                                       label_col="group", within=["segment"])
+    segments = [str(x) for x in (part["segment"].cat.categories if isinstance(part["segment"].dtype, pd.CategoricalDtype)
+                                 else part["segment"].unique())]
+    cells = cells.assign(segment=cells["segment"].astype(str))  # (group, segment) pairs are unique here
+    cross = cells.pivot(index="group", columns="segment", values="customers").round().astype("Int64")
+    cross = cross[[c for c in segments if c in cross.columns]]
+    cross = cross[cross.notna().any(axis=1)]  # an Other row hidden in every segment says nothing
+    cross = cross.loc[order(cross.index)]
+    cross.columns.name = None
+    notes = [n for n in (note_summary, note_cells and f"In the segment table: {note_cells}") if n]
+    return summary, cross, " ".join(notes)
+
+
+def _group_sort_key(label: str) -> tuple:
+    """Age bands by age (``<25`` first, ``65+`` last), other labels alphabetically."""
+    text = str(label)
+    if text.startswith("<") and text[1:].isdigit():
+        return (0, int(text[1:]), text)
+    head = text.split("-")[0].rstrip("+")
+    return (1, int(head), text) if head.isdigit() else (2, 0, text)
+
+
 def difference_test(rfm_seg: pd.DataFrame, customers: pd.DataFrame,
                     by: Sequence[str] = ("age_band", "gender", "region"), *, as_of: Any = None,
                     segment_col: str = "segment", value_col: str = "monetary") -> pd.DataFrame:
@@ -1201,8 +1264,9 @@ def suppress_small(df: pd.DataFrame, count_col: str | None, min_group_size: int 
     big = work.loc[~small].copy()
     big[label_col] = big[label_col].astype(object)
     out = pd.concat([big, merged], ignore_index=True)[list(work.columns)]
-    note = (f"{len(merged_labels)} group(s) with fewer than {min_group_size} customers "
-            f"({_list(merged_labels)}) were merged into '{other_label}'.")
+    where = f" of {len(merged)} {'/'.join(within)} value(s)" if within else ""
+    note = (f"{len(merged_labels)} group(s){where} with fewer than {min_group_size} customers "
+            f"({_list(list(dict.fromkeys(merged_labels)))}) were merged into '{other_label}'.")
     still = (out[label_col] == other_label) & (pd.to_numeric(out[count_col], errors="coerce") < min_group_size)
     if still.any():
         out[num] = out[num].astype("float64")
