@@ -94,3 +94,19 @@ def test_write_if_changed(tmp_path):
     assert write_if_changed(f, "x") is True
     assert write_if_changed(f, "x") is False
     assert write_if_changed(f, "y") is True and f.read_text() == "y"
+
+
+@pytest.mark.parametrize("value, text", [
+    (0.58760123, "0.5876"), (2237077.3, "2,237,077"), (2357.0, "2,357"), (-1234.5, "-1,234"),
+    (0.000123456, "0.0001235"), (12.5, "12.50"), (float("nan"), "–"), (None, "–"), ("Champions", "Champions"),
+])
+def test_report_number_never_uses_scientific_notation(value, text):
+    from crm_analytics.report import number
+
+    assert number(value) == text
+
+
+def test_report_p_value():
+    from crm_analytics.report import p_value
+
+    assert [p_value(v) for v in (4.68e-05, 0.03127, 1.0, float("nan"))] == ["<0.0001", "0.0313", "1.0000", "–"]

@@ -22,12 +22,38 @@ import pandas as pd
 from crm_analytics import paths
 
 __all__ = [
+    "number",
+    "p_value",
     "write_metrics",
     "read_metrics",
     "to_jsonable",
     "provenance",
     "file_sha256",
 ]
+
+
+def number(value: Any, digits: int = 4) -> str:
+    """A number as a reader wants it in a table: whole numbers and values of 1,000 or more with
+    thousands separators and no decimals, others to *digits* significant digits, never in
+    scientific notation; missing as an en dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "–"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    v = float(value)
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if abs(v) >= 1000 or v == int(v):
+        return f"{v:,.0f}"
+    decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(v))))) if v else 0
+    return f"{v:,.{decimals}f}"
+
+
+def p_value(value: Any) -> str:
+    """A p-value as published: four decimals, ``<0.0001`` below that, an en dash when missing."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return "<0.0001" if float(value) < 1e-4 else f"{float(value):.4f}"
 
 
 def to_jsonable(value: Any, *, digits: int = 6) -> Any:
