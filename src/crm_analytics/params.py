@@ -22,6 +22,7 @@ keys and ``params/<dataset>/<notebook>.yaml`` the keys of one notebook.
 from __future__ import annotations
 
 import difflib
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -135,20 +136,19 @@ def _suggest(key: str, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _check_segment_map(value: Any) -> None:
-    if value:  # empty means the standard map
-        from crm_analytics.segmentation import validate_segment_map  # heavy imports only when needed
-        validate_segment_map(value)
-
-
-#: Keys whose values need more than a type check, checked before any notebook starts.
-VALUE_CHECKS = {"segment_map": _check_segment_map}
+#: Keys whose values need more than a type check, checked before any notebook starts: key ->
+#: "module:function" raising ParamsError. Named, not imported, so that this module (which every
+#: notebook uses) does not make every notebook depend on the checking module; an empty value
+#: means the notebook's default and is not checked.
+VALUE_CHECKS = {"segment_map": "crm_analytics.segmentation:validate_segment_map"}
 
 
 def _check_value(key: str, value: Any, where: Path) -> None:
-    check = VALUE_CHECKS.get(key)
-    if check is None:
+    target = VALUE_CHECKS.get(key)
+    if target is None or not value:
         return
+    module, function = target.split(":")
+    check = getattr(importlib.import_module(module), function)
     try:
         check(value)
     except ParamsError as exc:

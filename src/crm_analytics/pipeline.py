@@ -18,6 +18,7 @@ A user's mistake ends in one message and exit status 2 (no traceback).
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import shutil
@@ -190,6 +191,26 @@ def _failed_cell(nb_path: Path) -> str:
     return "an unknown cell"
 
 
+@contextlib.contextmanager
+def _stderr_to(log: Path):
+    """Send this process's stderr, and so the kernel's (it inherits the descriptor), to *log*.
+
+    The kernel writes start-up and shut-down chatter there (transport warnings, an interrupt at
+    shutdown while worker threads wind down) that would otherwise fill every nightly log.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, "wb") as f:
+            os.dup2(f.fileno(), 2)
+            yield log
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _export_html(nb_path: Path, html_path: Path) -> None:
     """Export an executed notebook to HTML with code, prompts and parameter cells hidden."""
     import nbformat
@@ -238,16 +259,18 @@ def run_notebook(dataset: str, notebook: str) -> Path:
     env_before = os.environ.get("CRM_ANALYTICS_STAGING")
     os.environ["CRM_ANALYTICS_STAGING"] = str(staging / "metrics")
     started = time.monotonic()
+    kernel_log = build_dir(dataset) / "logs" / f"{notebook}.kernel.log"
     try:
-        papermill.execute_notebook(
-            str(source_nb),
-            str(executed),
-            parameters=parameters,
-            kernel_name=KERNEL_NAME,
-            cwd=str(paths.notebooks_dir()),
-            progress_bar=False,
-            log_output=False,
-        )
+        with _stderr_to(kernel_log):
+            papermill.execute_notebook(
+                str(source_nb),
+                str(executed),
+                parameters=parameters,
+                kernel_name=KERNEL_NAME,
+                cwd=str(paths.notebooks_dir()),
+                progress_bar=False,
+                log_output=False,
+            )
     except PapermillExecutionError:
         failed = reports / f"{notebook}.FAILED.ipynb"
         reports.mkdir(parents=True, exist_ok=True)
@@ -258,7 +281,8 @@ def run_notebook(dataset: str, notebook: str) -> Path:
         raise CrmAnalyticsError(
             f"notebook {notebook} failed on dataset {dataset!r} in {where}\n"
             f"  the executed notebook is kept at {failed.relative_to(paths.project_root())}; "
-            f"the last good report is left in place"
+            f"the last good report is left in place; kernel messages are in "
+            f"{kernel_log.relative_to(paths.project_root())}"
         ) from None
     finally:
         if env_before is None:
