@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,13 +17,17 @@ import numpy as np
 import pandas as pd
 
 from crm_analytics import paths
-from crm_analytics.contracts import TABLES, Table
+from crm_analytics.contracts import TABLES, Column, Table
 from crm_analytics.errors import DataContractError
 from crm_analytics.privacy import pseudonymise_table
+from crm_analytics.tables import ParquetTable, isin
 
-__all__ = ["CleanResult", "clean_table", "clean_tables", "parse_timestamps", "write_clean", "TEST_ORDER_PATTERN"]
+__all__ = ["CleanResult", "clean_table", "clean_column", "clean_tables", "parse_timestamps", "write_clean",
+           "rejects_frame", "absent_column_error", "TEST_ORDER_PATTERN", "BLANK_TOKENS"]
 
 SOURCE_COLS = ["_source_file", "_source_line"]
+#: text that means "no value" once trimmed (besides a real null)
+BLANK_TOKENS = ("", "nan", "NaN", "None", "null", "NULL", "N/A", "NA")
 TEST_ORDER_PATTERN = r"^TEST"
 _TRUE = {"true", "1", "yes", "y", "evet", "t"}
 _FALSE = {"false", "0", "no", "n", "hayır", "hayir", "f"}
@@ -31,7 +36,11 @@ _TS_FORMATS = ["ISO8601", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%m
 
 @dataclass
 class CleanResult:
-    """Clean tables, their rejects and the row accounting of one dataset."""
+    """Clean tables, their rejects and the row accounting of one dataset.
+
+    A table too big for pandas (the events of a large shop) is a :class:`crm_analytics.tables.ParquetTable`
+    (a parquet file queried with DuckDB) rather than a DataFrame.
+    """
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     rejects: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -40,34 +49,73 @@ class CleanResult:
 
 
 def _is_blank(s: pd.Series) -> pd.Series:
-    return s.isna() | s.astype("string").str.strip().isin(["", "nan", "NaN", "None", "null", "NULL", "N/A", "NA"])
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
+        return s.isna()  # the text of a number or a time is never a blank token (NaN/NaT are nulls)
+    return s.isna() | s.astype("string").str.strip().isin(BLANK_TOKENS)
 
 
-def parse_timestamps(values: pd.Series, *, fmt: str | None = None) -> tuple[pd.Series, str]:
+def parse_timestamps(values: pd.Series, *, fmt: str | None = None, counts: pd.Series | np.ndarray | None = None,
+                     preparsed: int = 0) -> tuple[pd.Series, str]:
     """Parse text timestamps to UTC microseconds; return the parsed series and the format used.
 
     Tries ISO 8601 first, then ``dd.mm.yyyy``, ``mm/dd/yyyy hh:mm`` and Excel serial numbers,
     keeping the one that parses most values (or *fmt* when given). Unparseable values are NaT.
+
+    Parameters
+    ----------
+    values
+        The text (or datetime) values of one column.
+    fmt
+        The strftime format of the column, or ``None`` to detect it.
+    counts
+        When *values* are the distinct values of a larger column: how many rows each stands for
+        (the format is chosen by rows, as if the whole column were given).
+    preparsed
+        Rows of the same column, not in *values*, already known to be plain ISO 8601 text
+        (``YYYY-MM-DDTHH:MM:SS[Z]``, parsed elsewhere): they count for the ISO 8601 format only.
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         out = pd.to_datetime(values, utc=True)
         return out.astype("datetime64[us, UTC]"), "datetime"
     text = values.astype("string").str.strip()
+    weight = np.ones(len(text), dtype="int64") if counts is None else np.asarray(counts, dtype="int64")
+
+    def rows(mask: pd.Series) -> int:
+        return int(weight[mask.to_numpy(dtype=bool, na_value=False)].sum())
+
     candidates = [fmt] if fmt else _TS_FORMATS
+    if preparsed and "ISO8601" not in candidates:
+        raise ValueError(f"preparsed ISO 8601 rows given, but the only format allowed is {fmt!r}")
+    n_text = rows(text.notna()) + preparsed
     best, best_fmt, best_n = None, candidates[0], -1
     for f in candidates:
-        parsed = pd.to_datetime(text, format=f, utc=True, errors="coerce")
-        n = int(parsed.notna().sum())
+        parsed = _parse_format(text, f)
+        n = rows(parsed.notna()) + (preparsed if f == "ISO8601" else 0)
         if n > best_n:
             best, best_fmt, best_n = parsed, f, n
-        if n == int(text.notna().sum()):
+        if n == n_text:
             break
-    if not fmt and best_n < int(text.notna().sum()) * 0.5:
+    if not fmt and best_n < n_text * 0.5:
         num = pd.to_numeric(text, errors="coerce")
         serial = (pd.Timestamp("1899-12-30", tz="UTC") + pd.to_timedelta(num, unit="D")).where(num.between(1, 80000))
-        if int(serial.notna().sum()) > best_n:
+        if rows(serial.notna()) > best_n:
             best, best_fmt = serial, "excel_serial"
     return best.astype("datetime64[us, UTC]"), best_fmt
+
+
+def _parse_format(text: pd.Series, fmt: str) -> pd.Series:
+    """``pd.to_datetime(text, format=fmt)``; for the dotted and slashed formats tried after ISO 8601, values
+    that lack one of the format's ``.``, ``/`` or ``:`` are skipped: they cannot match it, and most values
+    of a column are in another format."""
+    if fmt == "ISO8601" or fmt not in _TS_FORMATS:
+        return pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
+    possible = text.notna()
+    for char in set(re.sub(r"%.", "", fmt)) - {" "}:
+        possible &= text.str.contains(char, regex=False).fillna(False).astype(bool)
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
+    if possible.any():
+        out[possible] = pd.to_datetime(text[possible], format=fmt, utc=True, errors="coerce").astype("datetime64[us, UTC]")
+    return out
 
 
 def _parse_bool(s: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -90,6 +138,81 @@ def _canonical_labels(s: pd.Series) -> pd.Series:
     counts = counts.sort_values(["key", "count", "label"], ascending=[True, False, True])
     best = counts.drop_duplicates("key").set_index("key")["label"]
     return key.map(best).astype("string")
+
+
+def absent_column_error(file: str, table: str, column: str, columns: list[str]) -> DataContractError:
+    """The error for a required column that an input lacks (names the file, the column and the fix)."""
+    return DataContractError(
+        f"{file}: required column {column!r} of table {table!r} is absent; columns are "
+        f"{[x for x in columns if not x.startswith('_')]} (rename the column or map it in params)"
+    )
+
+
+def clean_column(c: Column, s: pd.Series, *, ts_format: str | None = None, file: str = "", lines: pd.Series | None = None,
+                 counts: pd.Series | np.ndarray | None = None,
+                 preparsed: int = 0) -> tuple[pd.Series, list[tuple[pd.Series, str]], str | None]:
+    """Clean one column by its contract type (the per-column rules of :func:`clean_table`).
+
+    Parameters
+    ----------
+    c
+        The column's contract.
+    s
+        Its raw values.
+    ts_format, file
+        The timestamp format (``None``: detect) and the input file named in errors.
+    lines
+        The source lines of *s*, named in errors.
+    counts, preparsed
+        When *s* holds the distinct values of a larger column: rows per value and, for timestamps, rows
+        parsed elsewhere as plain ISO 8601 (see :func:`parse_timestamps`); the timestamp format is then
+        chosen by rows. :mod:`crm_analytics.events_sql` cleans the rare values outside its SQL rules so.
+
+    Returns
+    -------
+    values, reasons, format
+        The clean values; ``(mask, reason)`` pairs in the order they apply (the first one that applies
+        to a row wins); the timestamp format used (``None`` for other types).
+
+    Raises
+    ------
+    DataContractError
+        A required timestamp column has no parseable value at all.
+    """
+    blank = _is_blank(s)
+    reasons: list[tuple[pd.Series, str]] = []
+    fmt = None
+    if c.type == "id":
+        v = s.astype("string").str.strip().str.replace(r"\.0$", "", regex=True).mask(blank)
+    elif c.type in ("ts", "date"):
+        v, fmt = parse_timestamps(s.mask(blank), fmt=ts_format, counts=counts, preparsed=preparsed)
+        reasons.append((~blank & v.isna(), f"unparseable_{c.name}"))
+        if c.type == "date":
+            v = v.dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
+        weight = np.ones(len(s), dtype="int64") if counts is None else np.asarray(counts, dtype="int64")
+        iso_rows = preparsed if fmt == "ISO8601" else 0
+        parsed_rows = int(weight[v.notna().to_numpy()].sum()) + iso_rows
+        if (preparsed or not blank.all()) and parsed_rows == 0 and c.required:
+            example = s[~blank].iloc[0]
+            where = f" on line {lines[~blank].iloc[0]}" if lines is not None else ""
+            raise DataContractError(f"{file}: column {c.name!r}: no value parses as a date "
+                                    f"(e.g. {example!r}{where}); set params.date_format")
+    elif c.type in ("float", "int"):
+        num = s if pd.api.types.is_numeric_dtype(s) else pd.to_numeric(
+            s.astype("string").str.strip().str.replace(",", ".", regex=False), errors="coerce")
+        reasons.append((~blank & num.isna(), f"non_numeric_{c.name}"))
+        v = num.astype("float64") if c.type == "float" else num.round().astype("Int64")
+    elif c.type == "bool":
+        v, bad = _parse_bool(s)
+        reasons.append((bad, f"invalid_{c.name}"))
+    else:
+        v = s.astype("string").str.strip().mask(blank)
+        if c.allowed:
+            v = v.str.lower()
+            reasons.append((v.notna() & ~v.isin(c.allowed), f"invalid_{c.name}"))
+    if c.required:
+        reasons.append((blank, f"missing_{c.name}"))
+    return v, reasons, fmt
 
 
 def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -116,10 +239,7 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
     for c in spec.columns:
         if c.name not in df.columns:
             if c.required:
-                raise DataContractError(
-                    f"{file}: required column {c.name!r} of table {name!r} is absent; columns are "
-                    f"{[x for x in df.columns if not x.startswith('_')]} (rename the column or map it in params)"
-                )
+                raise absent_column_error(file, name, c.name, list(df.columns))
             df[c.name] = pd.NA
     rows_in = len(df)
     reason = pd.Series(pd.NA, index=df.index, dtype="string")
@@ -133,33 +253,11 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
     out = pd.DataFrame(index=df.index)
     formats: dict[str, str] = {}
     for c in spec.columns:
-        s = df[c.name]
-        blank = _is_blank(s)
-        if c.type == "id":
-            v = s.astype("string").str.strip().str.replace(r"\.0$", "", regex=True).mask(blank)
-        elif c.type in ("ts", "date"):
-            v, formats[c.name] = parse_timestamps(s.mask(blank), fmt=ts_format)
-            reject(~blank & v.isna(), f"unparseable_{c.name}")
-            if c.type == "date":
-                v = v.dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
-            if not blank.all() and v.notna().sum() == 0 and c.required:
-                raise DataContractError(f"{file}: column {c.name!r}: no value parses as a date "
-                                        f"(e.g. {s[~blank].iloc[0]!r}); set params.date_format")
-        elif c.type in ("float", "int"):
-            num = s if pd.api.types.is_numeric_dtype(s) else pd.to_numeric(
-                s.astype("string").str.strip().str.replace(",", ".", regex=False), errors="coerce")
-            reject(~blank & num.isna(), f"non_numeric_{c.name}")
-            v = num.astype("float64") if c.type == "float" else num.round().astype("Int64")
-        elif c.type == "bool":
-            v, bad = _parse_bool(s)
-            reject(bad, f"invalid_{c.name}")
-        else:
-            v = s.astype("string").str.strip().mask(blank)
-            if c.allowed:
-                v = v.str.lower()
-                reject(v.notna() & ~v.isin(c.allowed), f"invalid_{c.name}")
-        if c.required:
-            reject(blank, f"missing_{c.name}")
+        v, reasons, fmt = clean_column(c, df[c.name], ts_format=ts_format, file=file, lines=df["_source_line"])
+        for mask, why in reasons:
+            reject(mask, why)
+        if fmt is not None:
+            formats[c.name] = fmt
         out[c.name] = v
     relabelled: dict[str, int] = {}
     extra = [c for c in df.columns if c.startswith("attr_")]
@@ -198,8 +296,7 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
     kept = out[keep].reset_index(drop=True)
     bad = df[(~keep & ~dup) | dup].copy()
     bad_reason = reason[(~keep & ~dup) | dup].fillna("duplicate")
-    rejects = bad.astype("string").assign(reason=bad_reason.to_numpy())
-    rejects["_source_line"] = bad["_source_line"].to_numpy()
+    rejects = rejects_frame(bad, bad_reason)
     by_reason = bad_reason[bad_reason != "duplicate"].value_counts().sort_index()
     counts = {
         "rows_in": rows_in,
@@ -213,6 +310,13 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
         counts["labels_canonicalised"] = relabelled
     assert counts["rows_in"] == counts["rows_kept"] + counts["rows_rejected"] + counts["rows_duplicate"]
     return kept, rejects.reset_index(drop=True), counts
+
+
+def rejects_frame(bad: pd.DataFrame, reason: pd.Series) -> pd.DataFrame:
+    """The rejects of a table: the raw rows *bad* as text, their ``reason``, ``_source_line`` a number."""
+    rejects = bad.astype("string").assign(reason=reason.to_numpy())
+    rejects["_source_line"] = bad["_source_line"].to_numpy()
+    return rejects
 
 
 def _derive_from_lines(lines: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -240,7 +344,9 @@ def _derive_from_lines(lines: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | None = None) -> CleanResult:
     """Clean every canonical table in *raw*, derive absent required tables, pseudonymise.
 
-    Lines of rejected orders are rejected too (reason ``order_rejected``).
+    Lines of rejected orders are rejected too (reason ``order_rejected``). This is the in-memory path;
+    :func:`crm_analytics.collect.collect` cleans the events apart, in DuckDB
+    (:class:`crm_analytics.events_sql.SqlEvents`, the same rules).
     """
     result = CleanResult()
     if "order_lines" in raw and "_cancelled" in raw["order_lines"]:  # invoice-line exports: count input lines
@@ -301,10 +407,9 @@ def match_cancellations(lines: pd.DataFrame, *, ts_format: str | None = None) ->
 
 def _cascade_lines(result: CleanResult) -> None:
     lines, counts = result.tables["order_lines"], result.counts["order_lines"]
-    known = set(result.tables["orders"]["order_id"])
-    orphan = ~lines["order_id"].isin(known)
-    rejected_orders = set(result.rejects["orders"].loc[result.rejects["orders"]["reason"] != "duplicate", "order_id"])
-    cascade = orphan & lines["order_id"].isin(rejected_orders)
+    orphan = ~isin(lines["order_id"], result.tables["orders"]["order_id"])
+    rejected_orders = result.rejects["orders"].loc[result.rejects["orders"]["reason"] != "duplicate", "order_id"]
+    cascade = orphan & isin(lines["order_id"], rejected_orders)
     if cascade.any():
         moved = lines[cascade].astype("string").assign(reason="order_rejected")
         result.rejects["order_lines"] = pd.concat([result.rejects["order_lines"], moved], ignore_index=True)
@@ -314,12 +419,20 @@ def _cascade_lines(result: CleanResult) -> None:
         counts["rejects_by_reason"]["order_rejected"] = int(cascade.sum())
 
 
+def _write_table(table: pd.DataFrame | ParquetTable, path: Path) -> None:
+    if isinstance(table, ParquetTable):
+        table.save(path)
+    else:
+        table.to_parquet(path, index=False)
+
+
 def write_clean(result: CleanResult, dataset: str, quality: dict,
                 extra: dict[str, pd.DataFrame] | None = None) -> Path:
     """Write clean tables, rejects and ``quality.json`` to ``data/interim/<dataset>/``.
 
     Writes into a fresh folder and swaps it in at the end, so a failure leaves the
-    previous clean tables untouched.
+    previous clean tables untouched. A :class:`crm_analytics.tables.ParquetTable` (a table
+    already written by DuckDB) is moved in, not rewritten.
     """
     final = paths.interim_dir(dataset)
     tmp = final.with_name(final.name + ".tmp")
@@ -327,11 +440,10 @@ def write_clean(result: CleanResult, dataset: str, quality: dict,
 
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "rejects").mkdir(parents=True)
-    for name, t in {**result.tables, **(extra or {})}.items():
-        t.to_parquet(tmp / f"{name}.parquet", index=False)
-    for name, r in result.rejects.items():
-        if len(r):
-            r.to_parquet(tmp / "rejects" / f"{name}.parquet", index=False)
+    files = [(t, tmp / f"{name}.parquet") for name, t in {**result.tables, **(extra or {})}.items()]
+    files += [(r, tmp / "rejects" / f"{name}.parquet") for name, r in result.rejects.items() if len(r)]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # pyarrow writes without the GIL: two tables at a time
+        list(pool.map(lambda job: _write_table(*job), files))
     (tmp / "quality.json").write_text(json.dumps(quality, indent=2, sort_keys=True, default=str) + "\n")
     old = final.with_name(final.name + ".old")
     shutil.rmtree(old, ignore_errors=True)

@@ -50,15 +50,18 @@ def load_requests(dataset: str) -> set[str]:
     return {ln.split("\t")[0].strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()}
 
 
-def apply_erasure(result, ids: set[str]) -> dict:
+def apply_erasure(result, ids: set[str], *, erased: dict[str, tuple[int, set[str]]] | None = None) -> dict:
     """Remove customers *ids* from the clean tables and rejects of *result* (a ``CleanResult``), in place.
 
     Returns ``{"requests": n, "customers_found": k, "rows_removed": {table: rows}}``. The removed
     rows are counted as rejected with reason ``erasure_request`` so ``rows_in`` still adds up.
+    *erased* names tables the same rule was applied to elsewhere, with the rows removed and the
+    customers found: the events, erased in DuckDB while written (:meth:`crm_analytics.events_sql.SqlEvents.erase`).
     """
     removed: dict[str, int] = {}
     if not ids:
         return {"requests": 0, "customers_found": 0, "rows_removed": removed}
+    erased = erased or {}
     tables = result.tables
     found = set()
     order_ids: set = set()
@@ -66,28 +69,35 @@ def apply_erasure(result, ids: set[str]) -> dict:
         o = tables["orders"]
         order_ids = set(o.loc[o["customer_id"].isin(ids), "order_id"])
     devices: set = set()
-    if "events" in tables:
+    if "events" in tables and "events" not in erased:
         e = tables["events"]
         devices = set(e.loc[e["customer_id"].isin(ids), "anonymous_id"].dropna())
     for name, df in list(tables.items()):
-        mask = pd.Series(False, index=df.index)
-        if "customer_id" in df:
-            hit = df["customer_id"].isin(ids)
-            found |= set(df.loc[hit, "customer_id"])
-            mask |= hit
-        if name == "order_lines":
-            mask |= df["order_id"].isin(order_ids)
-        if name == "events" and devices:
-            mask |= df["anonymous_id"].isin(devices)
-        n = int(mask.sum())
+        if name in erased:
+            n, hits = erased[name]
+            found |= hits
+        else:
+            mask = pd.Series(False, index=df.index)
+            if "customer_id" in df:
+                hit = df["customer_id"].isin(ids)
+                found |= set(df.loc[hit, "customer_id"])
+                mask |= hit
+            if name == "order_lines":
+                mask |= df["order_id"].isin(order_ids)
+            if name == "events" and devices:
+                mask |= df["anonymous_id"].isin(devices)
+            n = int(mask.sum())
+            if n:
+                tables[name] = df[~mask].reset_index(drop=True)
         if n:
-            tables[name] = df[~mask].reset_index(drop=True)
             c = result.counts[name]
             c["rows_kept"] -= n
             c["rows_rejected"] += n
             c["rejects_by_reason"][REASON] = c["rejects_by_reason"].get(REASON, 0) + n
             removed[name] = n
     for name, rej in list(result.rejects.items()):
+        if name in erased:
+            continue
         if "customer_id" in rej:
             keep = ~rej["customer_id"].isin(ids)
             if name == "order_lines":

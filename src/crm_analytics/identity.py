@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
+
+from crm_analytics.tables import ParquetTable
 
 __all__ = ["stitch_events", "customers_360", "STITCH_RULE"]
 
@@ -49,15 +52,48 @@ def stitch_events(events: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return ev, stats
 
 
-def _count(df: pd.DataFrame | None, name: str) -> pd.Series:
-    if df is None or not len(df):
-        return pd.Series(dtype="int64", name=name)
-    return df.dropna(subset=["customer_id"]).groupby("customer_id").size().rename(name)
+def _positions(ids: pd.Index, values: pd.Series) -> np.ndarray:
+    """The row of each value among the customers *ids* (unique), -1 for an unknown or missing customer."""
+    if all(isinstance(x.dtype, pd.StringDtype) and x.dtype.storage == "pyarrow" for x in (ids, values)):
+        pos = pc.index_in(values.array.__arrow_array__(), value_set=ids.array.__arrow_array__().combine_chunks())
+        return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64")
+    return ids.get_indexer(values)
+
+
+def _per_customer(pos: np.ndarray, values: pd.Series | np.ndarray | None, how: str, n: int) -> pd.Series:
+    """*values* reduced (``how``: size, sum, min, max) per customer row *pos*; NaN for customers without any.
+    ``size`` counts rows (no *values*); ``min`` and ``max`` may come together (``how="minmax"``, a frame)."""
+    known = pos >= 0
+    if how == "size":
+        counts = np.bincount(pos[known], minlength=n)
+        return pd.Series(counts, dtype="float64").where(counts > 0)
+    values = values.reset_index(drop=True) if isinstance(values, pd.Series) else pd.Series(values)
+    grouped = values[known].groupby(pos[known], sort=False)
+    return (grouped.agg(["min", "max"]) if how == "minmax" else grouped.agg(how)).reindex(range(n))
+
+
+def _channels_used(pos: np.ndarray, channel: pd.Series, n: int) -> pd.Series:
+    """Per customer row, the distinct channels in alphabetical order joined by ``", "``: one bit per channel
+    and one label per combination, not one string join per customer."""
+    keep = (pos >= 0) & channel.notna().to_numpy()
+    codes, names = pd.factorize(channel[keep], sort=True)  # alphabetical, as sort_values sorts text
+    if len(names) > 62:
+        pairs = pd.DataFrame({"pos": pos[keep], "channel": channel[keep].to_numpy()}).drop_duplicates()
+        used = pairs.sort_values("channel").groupby("pos")["channel"].agg(", ".join).reindex(range(n))
+    else:
+        combos = np.zeros(n, dtype="int64")
+        np.bitwise_or.at(combos, pos[keep], np.left_shift(1, codes.astype("int64")))
+        labels = {m: ", ".join(x for i, x in enumerate(names) if m >> i & 1) for m in np.unique(combos) if m}
+        used = pd.Series(combos).map(labels)
+    return used.astype(channel.dtype) if isinstance(channel.dtype, pd.StringDtype) else used
 
 
 def customers_360(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per customer: first and last seen, channels used, orders, revenue, events,
     campaigns received, reviews, tickets and consents (pseudonymous ids only, no personal columns).
+
+    The events may be a :class:`crm_analytics.tables.ParquetTable` (counted in DuckDB). Rows of other
+    tables are matched to customers by position, so that a million customers take seconds.
 
     Revenue counts completed and returned orders (a returned order was still bought; the
     refund is not in the data contract); ``orders`` counts the same purchases.
@@ -68,30 +104,57 @@ def customers_360(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     out = customers[["customer_id", "signup_ts"] + [c for c in ("consent_marketing", "consent_tracking", "region")
                                                      if c in customers]].drop_duplicates("customer_id")
     out = out.set_index("customer_id")
-    seen = [out["signup_ts"].rename("ts")]
-    channels = []
+    n, ids = len(out), out.index
+    first = [out["signup_ts"].reset_index(drop=True)]
+    last = list(first)
+    channel_pos, channels = [], []
     if orders is not None and len(orders):
-        bought = orders[orders["customer_id"].notna() & orders["status"].isin(["completed", "returned"])]
-        g = bought.groupby("customer_id")
-        out = out.join(g.size().rename("orders")).join(g["order_total"].sum().rename("revenue"))
-        out = out.join(g["order_ts"].min().rename("first_order_ts")).join(g["order_ts"].max().rename("last_order_ts"))
-        seen.append(orders.dropna(subset=["customer_id"]).set_index("customer_id")["order_ts"].rename("ts"))
-        channels.append(orders.dropna(subset=["customer_id"])[["customer_id", "channel"]])
-    if events is not None and len(events):
-        out = out.join(_count(events, "events"))
-        seen.append(events.dropna(subset=["customer_id"]).set_index("customer_id")["ts"].rename("ts"))
-        channels.append(events.dropna(subset=["customer_id"])[["customer_id", "channel"]])
+        pos = _positions(ids, orders["customer_id"])
+        bought = np.where(orders["customer_id"].notna().to_numpy() & orders["status"].isin(["completed", "returned"]).to_numpy(),
+                          pos, -1)
+        out["orders"] = _per_customer(bought, None, "size", n).set_axis(ids)
+        out["revenue"] = _per_customer(bought, orders["order_total"], "sum", n).set_axis(ids)
+        span = _per_customer(bought, orders["order_ts"], "minmax", n).set_axis(ids)
+        out["first_order_ts"], out["last_order_ts"] = span["min"], span["max"]
+        span = _per_customer(pos, orders["order_ts"], "minmax", n)
+        first.append(span["min"])
+        last.append(span["max"])
+        channel_pos.append(pos)
+        channels.append(orders["channel"])
+    if isinstance(events, ParquetTable) and len(events):  # too big for pandas: per customer and channel in DuckDB
+        per = events.query("SELECT customer_id, channel, count(*) AS n, min(ts) AS first, max(ts) AS last "
+                           "FROM t WHERE customer_id IS NOT NULL GROUP BY ALL").astype(
+            {"customer_id": "string", "channel": "string"})  # as the clean events read back
+        pos = _positions(ids, per["customer_id"])
+        known = pos >= 0
+        counts = np.bincount(pos[known], weights=per["n"].to_numpy()[known], minlength=n)  # exact: integers
+        out["events"] = pd.Series(counts, index=ids).where(np.bincount(pos[known], minlength=n) > 0)
+        first.append(_per_customer(pos, per["first"], "min", n))
+        last.append(_per_customer(pos, per["last"], "max", n))
+        channel_pos.append(pos)
+        channels.append(per["channel"])
+    elif events is not None and len(events):
+        pos = _positions(ids, events["customer_id"])
+        out["events"] = _per_customer(pos, None, "size", n).set_axis(ids)
+        span = _per_customer(pos, events["ts"], "minmax", n)
+        first.append(span["min"])
+        last.append(span["max"])
+        channel_pos.append(pos)
+        channels.append(events["channel"])
     assign = tables.get("campaign_assignments")
     if assign is not None and len(assign):
-        out = out.join(assign[assign["group"] == "treatment"].groupby("customer_id").size().rename("campaigns_received"))
-    out = out.join(_count(tables.get("reviews"), "reviews")).join(_count(tables.get("tickets"), "tickets"))
-    all_seen = pd.concat(seen)
-    all_seen = all_seen[all_seen.index.isin(out.index)]
-    gs = all_seen.groupby(level=0)
-    out = out.join(gs.min().rename("first_seen")).join(gs.max().rename("last_seen"))
+        treated = np.where((assign["group"] == "treatment").to_numpy(dtype=bool, na_value=False),
+                           _positions(ids, assign["customer_id"]), -1)
+        out["campaigns_received"] = _per_customer(treated, None, "size", n).set_axis(ids)
+    for name in ("reviews", "tickets"):
+        t = tables.get(name)
+        pos = _positions(ids, t["customer_id"]) if t is not None and len(t) else np.array([], dtype="int64")
+        out[name] = _per_customer(pos, None, "size", n).set_axis(ids)
+    out["first_seen"] = pd.concat(first, axis=1).min(axis=1).set_axis(ids)
+    out["last_seen"] = pd.concat(last, axis=1).max(axis=1).set_axis(ids)
     if channels:
-        ch = pd.concat(channels).dropna().drop_duplicates()
-        out = out.join(ch.sort_values("channel").groupby("customer_id")["channel"].agg(", ".join).rename("channels_used"))
+        out["channels_used"] = _channels_used(np.concatenate(channel_pos), pd.concat(channels, ignore_index=True),
+                                              n).set_axis(ids)
     for col in ("orders", "events", "campaigns_received", "reviews", "tickets"):
         if col in out:
             out[col] = out[col].fillna(0).astype("int64")

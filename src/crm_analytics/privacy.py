@@ -10,11 +10,11 @@ be reversed or recomputed from a guessed e-mail address.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import secrets
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from crm_analytics import paths
@@ -54,9 +54,29 @@ def pseudonymise(values: pd.Series, key: bytes, *, length: int = 20) -> pd.Serie
     (True, True)
     """
     norm = values.astype("string").str.strip().str.lower()
-    uniq = norm.dropna().unique()
-    mapping = {v: hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:length] for v in uniq}
-    return norm.map(mapping).astype("string")
+    codes, uniq = pd.factorize(norm)  # each distinct value is hashed once; nulls get code -1
+    digest = _hmac_sha256(key)
+    hashed = np.array([digest(v.encode("utf-8"))[:length] for v in uniq] + [None], dtype=object)
+    return pd.Series(hashed[codes], index=values.index, dtype="string")
+
+
+def _hmac_sha256(key: bytes):
+    """HMAC-SHA256 (RFC 2104) of text under *key*, as hex: the digests of ``hmac.new(key, text, sha256)``,
+    with the key's two pads hashed once rather than for every value (a million e-mails in a second)."""
+    block = hashlib.sha256().block_size
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    inner, outer = hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def digest(text: bytes) -> str:
+        h = inner.copy()
+        h.update(text)
+        o = outer.copy()
+        o.update(h.digest())
+        return o.hexdigest()
+
+    return digest
 
 
 def pseudonymise_table(table: str, df: pd.DataFrame, key: bytes) -> pd.DataFrame:

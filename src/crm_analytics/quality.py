@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from crm_analytics.contracts import TABLES
+from crm_analytics.tables import ParquetTable, isin, sql_name
 
 __all__ = ["accounting_table", "rejects_table", "plot_rejects", "cleaning_metrics", "cleaning_headline_text",
            "completeness", "outliers", "freshness", "referential_integrity", "dirt_found_vs_planted",
@@ -17,12 +18,20 @@ _TS_COLUMN = {"orders": "order_ts", "events": "ts", "reviews": "ts", "tickets": 
 
 
 def completeness(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Share of non-null values per table and contract column (personal columns included: hashes)."""
+    """Share of non-null values per table and contract column (personal columns included: hashes).
+
+    A table may be a :class:`crm_analytics.tables.ParquetTable` (counted in DuckDB), here and in
+    :func:`freshness` and :func:`referential_integrity`.
+    """
     rows = []
     for name, t in tables.items():
-        for col in TABLES[name].column_names:
-            share = float(t[col].notna().mean()) if len(t) else float("nan")
-            rows.append({"table": name, "column": col, "non_null_share": share})
+        cols = TABLES[name].column_names
+        if isinstance(t, ParquetTable) and len(t):
+            filled = t.query("SELECT " + ", ".join(f"count({sql_name(c)}) AS {sql_name(c)}" for c in cols) + " FROM t")
+            shares = {c: int(filled[c].iloc[0]) / len(t) for c in cols}
+        else:
+            shares = {c: float(t[c].notna().mean()) if len(t) else float("nan") for c in cols}
+        rows += [{"table": name, "column": col, "non_null_share": shares[col]} for col in cols]
     return pd.DataFrame(rows)
 
 
@@ -51,8 +60,12 @@ def freshness(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp, stale_aft
     """Days from each table's newest record to *as_of*; ``stale`` when more than *stale_after_days*."""
     rows = []
     for name, col in _TS_COLUMN.items():
-        if name in tables and len(tables[name]) and tables[name][col].notna().any():
-            newest = tables[name][col].max()
+        t = tables.get(name)
+        if isinstance(t, ParquetTable):
+            newest = t.query(f"SELECT max({sql_name(col)}) AS newest FROM t")["newest"].iloc[0] if len(t) else pd.NaT
+        else:
+            newest = t[col].max() if t is not None and len(t) else pd.NaT
+        if pd.notna(newest):
             days = (as_of - newest).total_seconds() / 86400
             rows.append({"table": name, "newest": newest, "days_old": round(days, 1), "stale": days > stale_after_days})
     return pd.DataFrame(rows)
@@ -70,13 +83,26 @@ def referential_integrity(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         ("reviews", "product_id", "products", "product_id", "reviews of unknown products"),
         ("tickets", "customer_id", "customers", "customer_id", "tickets of unknown customers"),
     ]
+    checks = [c for c in checks if c[0] in tables and c[2] in tables]
+    lazy = {}  # the checks of a table on disk: one DuckDB scan for all of them
+    for child in {c[0] for c in checks if isinstance(tables[c[0]], ParquetTable)}:
+        mine = [c for c in checks if c[0] == child]
+        parts = []
+        for i, (_, ccol, _, _, _) in enumerate(mine):
+            c = sql_name(ccol)
+            parts += [f"count({c}) AS checked_{i}", f"count({c}) FILTER (WHERE {c} NOT IN (SELECT v FROM known_{i})) AS broken_{i}"]
+        known = {f"known_{i}": tables[parent][pcol].dropna().to_frame("v") for i, (_, _, parent, pcol, _) in enumerate(mine)}
+        counts = tables[child].query(f"SELECT {', '.join(parts)} FROM t", **known).iloc[0]
+        lazy.update({check: (int(counts[f"checked_{i}"]), int(counts[f"broken_{i}"])) for i, check in enumerate(mine)})
     rows = []
-    for child, ccol, parent, pcol, label in checks:
-        if child in tables and parent in tables:
+    for check in checks:
+        child, ccol, parent, pcol, label = check
+        if check in lazy:
+            n_checked, n_bad = lazy[check]
+        else:
             vals = tables[child][ccol].dropna()
-            n_bad = int((~vals.isin(set(tables[parent][pcol].dropna()))).sum())
-            rows.append({"check": label, "table": child, "column": ccol, "rows_checked": len(vals),
-                         "rows_broken": n_bad})
+            n_checked, n_bad = len(vals), int((~isin(vals, tables[parent][pcol].dropna())).sum())
+        rows.append({"check": label, "table": child, "column": ccol, "rows_checked": n_checked, "rows_broken": n_bad})
     return pd.DataFrame(rows)
 
 

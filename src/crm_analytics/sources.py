@@ -33,6 +33,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,6 +52,7 @@ __all__ = [
     "build_raw",
     "read_source",
     "resolve_path",
+    "RawParquet",
 ]
 
 _HERE = Path(__file__).resolve().parent
@@ -223,13 +226,29 @@ def _with_lines(df: pd.DataFrame, file: str, first_line: int = 2) -> pd.DataFram
     return df
 
 
-def _read_demo(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+@dataclass(frozen=True)
+class RawParquet:
+    """A raw table left in its parquet file rather than read into pandas (DuckDB reads it).
+
+    Its rows carry ``_source_file`` = *file* and ``_source_line`` = row number + *first_line*,
+    as :func:`_with_lines` gives a table read into pandas.
+    """
+
+    path: Path
+    file: str
+    first_line: int = 1
+
+
+def _read_demo(dataset: str, source: dict, lazy: Collection[str] = ()) -> dict[str, pd.DataFrame | RawParquet]:
     raw = paths.raw_dir(dataset)
-    tables = {}
+    tables: dict[str, pd.DataFrame | RawParquet] = {}
     for f in sorted(raw.glob("*.parquet")):
         if f.stem.startswith("truth"):
             continue
-        tables[f.stem] = _with_lines(pd.read_parquet(f), f.name, first_line=1)
+        if f.stem in lazy:
+            tables[f.stem] = RawParquet(f, f.name, first_line=1)
+        else:
+            tables[f.stem] = _with_lines(pd.read_parquet(f), f.name, first_line=1)
     return tables
 
 
@@ -324,8 +343,11 @@ _READERS: dict[str, Callable[[str, dict], dict[str, pd.DataFrame]]] = {
 }
 
 
-def read_source(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+def read_source(dataset: str, source: dict, *, lazy: Collection[str] = ()) -> dict[str, pd.DataFrame | RawParquet]:
     """Read the raw input of *dataset* into canonical (uncleaned) tables.
+
+    Tables named in *lazy* that are parquet files of the raw data (the generated world's events)
+    are returned as :class:`RawParquet`, not read into pandas.
 
     Raises
     ------
@@ -337,6 +359,8 @@ def read_source(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
             f"{paths.raw_dir(dataset)}: raw data of dataset {dataset!r} is missing or incomplete; "
             f"run `make data DATASET={dataset}`"
         )
+    if source["kind"] == "demo":
+        return _read_demo(dataset, source, lazy)
     return _READERS[source["kind"]](dataset, source)
 
 
