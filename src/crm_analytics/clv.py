@@ -553,11 +553,14 @@ def _maximise(
             int(wsum), n_groups, n_repeat))
     if with_grad is None:
         hess = _hessian(objective, best.x) * wsum
-    else:  # forward differences of the analytic gradient (error of order 1e-6, far below any SE digit shown)
-        step = 1e-6
-        cols = [(value_and_grad(best.x + e)[1] - grad) / step for e in np.eye(best.x.size) * step]
+    else:  # central differences of the analytic gradient (error of order step**2)
+        step = 1e-4
+        cols = [(value_and_grad(best.x + e)[1] - value_and_grad(best.x - e)[1]) / (2 * step)
+                for e in np.eye(best.x.size) * step]
         hess = np.column_stack(cols)
         hess = (hess + hess.T) / 2 * wsum
+        if not np.all(np.linalg.eigvalsh(hess) > 0):  # a nearly flat ridge: second differences of the value
+            hess = _hessian(objective, best.x) * wsum
     eig = np.linalg.eigvalsh(hess)
     if not np.all(eig > 0):
         raise ModelFitError(_fit_advice(model, "the Hessian at the optimum is not positive definite "
