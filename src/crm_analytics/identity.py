@@ -108,6 +108,15 @@ def customers_360(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     first = [out["signup_ts"].reset_index(drop=True)]
     last = list(first)
     channel_pos, channels = [], []
+
+    def seen(pos: np.ndarray, ts: pd.Series, channel: pd.Series) -> None:
+        """Record a table's rows (at customer rows *pos*) for first/last seen and channels used."""
+        span = _per_customer(pos, ts, "minmax", n)
+        first.append(span["min"])
+        last.append(span["max"])
+        channel_pos.append(pos)
+        channels.append(channel)
+
     if orders is not None and len(orders):
         pos = _positions(ids, orders["customer_id"])
         bought = np.where(orders["customer_id"].notna().to_numpy() & orders["status"].isin(["completed", "returned"]).to_numpy(),
@@ -116,11 +125,7 @@ def customers_360(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         out["revenue"] = _per_customer(bought, orders["order_total"], "sum", n).set_axis(ids)
         span = _per_customer(bought, orders["order_ts"], "minmax", n).set_axis(ids)
         out["first_order_ts"], out["last_order_ts"] = span["min"], span["max"]
-        span = _per_customer(pos, orders["order_ts"], "minmax", n)
-        first.append(span["min"])
-        last.append(span["max"])
-        channel_pos.append(pos)
-        channels.append(orders["channel"])
+        seen(pos, orders["order_ts"], orders["channel"])
     if isinstance(events, ParquetTable) and len(events):  # too big for pandas: per customer and channel in DuckDB
         per = events.query("SELECT customer_id, channel, count(*) AS n, min(ts) AS first, max(ts) AS last "
                            "FROM t WHERE customer_id IS NOT NULL GROUP BY ALL").astype(
@@ -136,11 +141,7 @@ def customers_360(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     elif events is not None and len(events):
         pos = _positions(ids, events["customer_id"])
         out["events"] = _per_customer(pos, None, "size", n).set_axis(ids)
-        span = _per_customer(pos, events["ts"], "minmax", n)
-        first.append(span["min"])
-        last.append(span["max"])
-        channel_pos.append(pos)
-        channels.append(events["channel"])
+        seen(pos, events["ts"], events["channel"])
     assign = tables.get("campaign_assignments")
     if assign is not None and len(assign):
         treated = np.where((assign["group"] == "treatment").to_numpy(dtype=bool, na_value=False),

@@ -32,11 +32,15 @@ __all__ = [
 ]
 
 
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
 def number(value: Any, digits: int = 4) -> str:
     """A number as a reader wants it in a table: whole numbers and values of 1,000 or more with
     thousands separators and no decimals, others to *digits* significant digits, never in
     scientific notation; missing as an en dash."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if _missing(value):
         return "–"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         return str(value)
@@ -51,7 +55,7 @@ def number(value: Any, digits: int = 4) -> str:
 
 def p_value(value: Any) -> str:
     """A p-value as published: four decimals, ``<0.0001`` below that, an en dash when missing."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "–"
     return "<0.0001" if float(value) < 1e-4 else f"{float(value):.4f}"
 
