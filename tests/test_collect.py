@@ -134,6 +134,11 @@ def test_erasure_removes_a_customer_from_every_clean_table(ci_root, monkeypatch,
     c = second.result.counts["orders"]
     assert c["rows_in"] == c["rows_kept"] + c["rows_rejected"] + c["rows_duplicate"]
     assert c["rejects_by_reason"]["erasure_request"] == n_orders
+    # the clean orders are written grouped by customer (ids ascending, orders without one last)
+    written = pd.read_parquet(interim / "orders.parquet")
+    known = written["customer_id"].dropna()
+    assert written["customer_id"].isna().sum() == len(written) - len(known)
+    assert known.index.equals(pd.RangeIndex(len(known))) and known.is_monotonic_increasing
 
 
 def test_apply_erasure_without_requests_changes_nothing():

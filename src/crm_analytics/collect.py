@@ -21,7 +21,7 @@ from crm_analytics.params import load_params
 from crm_analytics.privacy import secret_key
 from crm_analytics.quality import quality_summary
 from crm_analytics.sources import RawParquet, read_source, validate_source
-from crm_analytics.tables import ParquetTable
+from crm_analytics.tables import ParquetTable, by_customer
 
 __all__ = ["dataset_source", "collect", "Collected", "read_truth", "IN_MEMORY_EVENTS"]
 
@@ -107,6 +107,8 @@ def collect(dataset: str, *, date_format: str = "", stale_after_days: int = 30, 
         if events is not None:
             _add_events(result, events, order=[n for n in TABLES if n in raw or n == "events"])
         result.notes["erasure"] = apply_erasure(result, ids, erased={"events": events.erased} if events else None)
+        if "orders" in result.tables:
+            result.tables["orders"] = by_customer(result.tables["orders"])
         orders = result.tables.get("orders")
         as_of = orders["order_ts"].max() if orders is not None and len(orders) else pd.Timestamp.now(tz="UTC")
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="view") as pool:  # two readers of the same tables

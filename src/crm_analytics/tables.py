@@ -3,12 +3,19 @@ and :class:`ParquetTable`, a clean table too big for pandas, queried with DuckDB
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -17,11 +24,18 @@ from crm_analytics.contracts import TABLES
 from crm_analytics.errors import DataContractError
 
 __all__ = ["read_clean", "read_processed", "has_table", "purchases", "PURCHASE_STATUSES", "ParquetTable",
-           "duckdb_connect", "isin", "DUCKDB_MEMORY_LIMIT", "DUCKDB_THREADS"]
+           "duckdb_connect", "isin", "DUCKDB_MEMORY_LIMIT", "DUCKDB_THREADS",
+           "local_ibis", "LocalIbis", "LOCAL_IBIS_THREADS", "by_customer", "sorted_keys"]
 
 #: DuckDB's memory cap and threads when it works on tables too big for pandas (it spills to disk beyond the cap)
 DUCKDB_MEMORY_LIMIT = "4GB"
 DUCKDB_THREADS = 2
+
+#: Threads of the in-process DuckDB that runs Ibis expressions on in-memory frames: at least 4, even
+#: on 2 cores. DuckDB splits a large hash aggregate into more partitions for more threads; grouping
+#: the 1,000,000-customer world's 2.8 M orders by customer and day takes 0.10 s with 4 threads and
+#: 0.19 s with 2 on the 2-core reference machine (see ``tests/benchmarks``, ``clv_summary_1m``).
+LOCAL_IBIS_THREADS = max(4, os.cpu_count() or 1)
 
 #: Order statuses that count as a purchase for customer-level models
 #: (a returned order was still bought; cancelled orders never happened).
@@ -63,6 +77,35 @@ def purchases(orders: pd.DataFrame) -> pd.DataFrame:
     return orders.loc[mask]
 
 
+def by_customer(orders: pd.DataFrame) -> pd.DataFrame:
+    """*orders* sorted by ``customer_id`` (missing last), then ``order_ts`` and ``order_id``: the
+    order of the clean orders table. Customer-level models read it often; with the rows grouped
+    by customer they key customers by position instead of hashing text
+    (:func:`crm_analytics.clv.rfm_summary` of 2.8 M orders: 0.37 s instead of 0.57 s)."""
+    keys = [c for c in ("customer_id", "order_ts", "order_id") if c in orders.columns]
+    return orders.sort_values(keys, na_position="last", kind="stable", ignore_index=True)
+
+
+def sorted_keys(ids: pa.Array) -> tuple[pa.Array | None, pa.Array | None]:
+    """Integer keys for customer ids sorted as :func:`by_customer` leaves them, or ``(None, None)``.
+
+    The keys (int32) count up from 0 at each new id and are null where the id is (missing ids
+    come last); the second array holds the distinct ids, so ``distinct.take(key)`` gives the ids
+    back. DuckDB groups and sorts integers much faster than text: on the 1,000,000-customer world
+    the CLV summary takes 0.37 s instead of 0.57 s. Sorted input makes the keys one comparison of
+    neighbours (Arrow compares text by code point, as pandas and DuckDB sort it).
+    """
+    valid = len(ids) - ids.null_count
+    head = ids.slice(0, valid)
+    if valid < 2 or head.null_count or not pc.all(pc.less_equal(head[:-1], head[1:])).as_py():
+        return None, None
+    new = np.asarray(pc.not_equal(head[1:], head[:-1]), dtype=bool)
+    key = np.zeros(len(ids), dtype=np.int32)
+    np.cumsum(new, out=key[1:valid])
+    mask = None if valid == len(ids) else np.arange(len(ids)) >= valid
+    return pa.array(key, mask=mask), head.take(pa.array(np.flatnonzero(np.r_[True, new])))
+
+
 def read_processed(dataset: str, name: str) -> pd.DataFrame | None:
     """A modelling table another notebook wrote to ``data/processed/<dataset>/<name>.parquet``, or ``None``."""
     path = paths.processed_dir(dataset) / f"{name}.parquet"
@@ -78,6 +121,53 @@ def duckdb_connect(temp_directory: Path | None = None) -> duckdb.DuckDBPyConnect
     if temp_directory is not None:
         con.execute(f"SET temp_directory = {sql_literal(str(temp_directory))}")
     return con
+
+
+class LocalIbis:
+    """In-memory data registered, for one block, on this thread's in-process DuckDB behind Ibis.
+
+    ``table(data)`` returns an Ibis table bound to that DuckDB; the data are unregistered when the
+    block ends (:func:`local_ibis`). The DuckDB itself stays open for the thread's next block: a
+    fresh one starts, reserves its working memory and shuts down again for every query, which
+    adds about a quarter to the time of a 2.8 M-order summary.
+    """
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self._names: list[str] = []
+
+    def table(self, data: pa.Table | pd.DataFrame) -> Any:
+        """*data* as an Ibis table (no copy: DuckDB scans the Arrow or pandas columns in place)."""
+        name = f"crm_local_{uuid.uuid4().hex}"
+        if isinstance(data, pd.DataFrame):  # DuckDB reads Arrow-backed text far faster as Arrow than via pandas
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        self.backend.con.register(name, data)
+        self._names.append(name)
+        return self.backend.table(name)
+
+    def _release(self) -> None:
+        for name in self._names:
+            self.backend.con.unregister(name)
+        self._names.clear()
+
+
+_LOCAL = threading.local()
+
+
+@contextmanager
+def local_ibis() -> Iterator[LocalIbis]:
+    """This thread's in-memory DuckDB behind Ibis (UTC, :data:`LOCAL_IBIS_THREADS`), for expressions
+    on pandas or Arrow data registered with :meth:`LocalIbis.table`, which are released on exit."""
+    backend = getattr(_LOCAL, "backend", None)
+    if backend is None:
+        import ibis
+
+        backend = _LOCAL.backend = ibis.duckdb.connect(threads=LOCAL_IBIS_THREADS)
+    local = LocalIbis(backend)
+    try:
+        yield local
+    finally:
+        local._release()
 
 
 def sql_literal(text: str) -> str:
