@@ -23,13 +23,14 @@ import ibis
 import lifetimes
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from lifetimes.utils import calibration_and_holdout_data, summary_data_from_transaction_data
 from scipy.integrate import quad
 from scipy.special import gammaln
 
-from crm_analytics import clv
+from crm_analytics import clv, tables
 from crm_analytics.errors import CrmAnalyticsError, DataContractError, ModelFitError, ParamsError
 
 CAL_END = "1997-09-30"
@@ -114,6 +115,8 @@ def test_calibration_holdout_matches_lifetimes_and_pandas(cdnow_raw, cdnow_weeks
                                        freq_multiplier=7, monetary_value_col="dollars").sort_index()
     got = cdnow_weeks
     assert got.index.tolist() == ref.index.tolist()
+    assert list(got.columns) == ["frequency", "recency", "T", "monetary_value", "frequency_holdout",
+                                 "monetary_value_holdout", "duration_holdout"]
     for ours, theirs in [("frequency", "frequency_cal"), ("recency", "recency_cal"), ("T", "T_cal"),
                          ("monetary_value", "monetary_value_cal"), ("frequency_holdout", "frequency_holdout"),
                          ("duration_holdout", "duration_holdout")]:
@@ -125,6 +128,27 @@ def test_calibration_holdout_matches_lifetimes_and_pandas(cdnow_raw, cdnow_weeks
     np.testing.assert_allclose(got["monetary_value_holdout"], expected, atol=1e-9)
     assert got["duration_holdout"].iloc[0] == pytest.approx(273 / 7)
     assert int(got["frequency"].sum()) == 2457 and int((got["frequency"] > 0).sum()) == 946
+
+
+@pytest.mark.parametrize("freq, mult", [("D", 7), ("W", 1), ("M", 1)])
+def test_orders_sorted_by_customer_give_the_same_summary_as_any_order(cdnow_orders, freq, mult):
+    # The clean orders come sorted by customer (tables.by_customer); the summaries then key
+    # customers by position instead of by text. Both ways must give identical frames.
+    ids = cdnow_orders["customer_id"].to_numpy()
+    orders = cdnow_orders.assign(customer_id=np.where(ids.astype(int) % 3 == 0, "Ä" + ids, "id" + ids))
+    shuffled = orders.sample(frac=1.0, random_state=1)
+    ordered = tables.by_customer(shuffled)
+    text = pa.array(ordered["customer_id"].array)
+    assert tables.sorted_keys(text)[0] is not None
+    assert tables.sorted_keys(pa.array(shuffled["customer_id"].array))[0] is None
+    for summary in (
+        lambda o: clv.rfm_summary(o, calibration_end=CAL_END, freq=freq, freq_multiplier=mult),
+        lambda o: clv.calibration_holdout(o, CAL_END, OBS_END, freq=freq, freq_multiplier=mult),
+    ):
+        fast, slow = summary(ordered), summary(shuffled)
+        pd.testing.assert_frame_equal(fast, slow)
+        assert fast.index.is_monotonic_increasing and fast.index.is_unique
+        assert fast.index.tolist() == sorted(set(orders["customer_id"]) & set(fast.index))
 
 
 def test_rfm_conventions_by_hand():

@@ -31,7 +31,8 @@ Conventions (those of the ``lifetimes`` package and of Fader, Hardie & Lee):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -39,10 +40,12 @@ import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 from crm_analytics.errors import DataContractError, ModelFitError, ParamsError
+from crm_analytics.tables import LocalIbis, local_ibis, sorted_keys
 
 __all__ = [
     "FREQS",
@@ -122,17 +125,38 @@ def _period_start(pid: np.ndarray, freq: str) -> pd.DatetimeIndex:
     return pd.to_datetime(pd.DataFrame({"year": pid // 12, "month": pid % 12 + 1, "day": 1}))
 
 
-def _period_id_expr(day: ibis.Value, freq: str) -> ibis.Value:
-    """Ibis expression of :func:`_period_id` for a date column."""
+def _period_id_expr(day: ibis.Value, freq: str, epoch_day: ibis.Value | None = None) -> ibis.Value:
+    """Ibis expression of :func:`_period_id` for a date column (``epoch_day``, its day number, if
+    at hand: narrow integer keys group faster)."""
+    if epoch_day is None:
+        epoch_day = day.epoch_days()
     if freq == "D":
-        return day.epoch_days()
+        return epoch_day
     if freq == "W":
-        return (day.epoch_days() + 3) // 7
+        return (epoch_day + 3) // 7
     return day.year().cast("int64") * 12 + day.month().cast("int64") - 1
 
 
-def _orders_table(orders: pd.DataFrame | ibis.Table, monetary: str | None) -> ibis.Table:
-    """Validate the orders and return an Ibis table ``customer_id, order_day, amount``."""
+@dataclass
+class _Orders:
+    """Orders as an Ibis table ``customer_id, order_day`` (date), ``day`` (day number since
+    1970-01-01, int32) and ``amount``. With ``ids`` set, ``customer_id`` holds integer keys:
+    positions in ``ids``, the customers' ids in ascending order."""
+
+    table: ibis.Table
+    ids: pa.Array | None = None
+    local: LocalIbis | None = None
+
+    def table_of(self, frame: pd.DataFrame) -> ibis.Table:
+        """*frame* as an Ibis table next to the orders (same backend, released with them)."""
+        return self.local.table(frame) if self.local is not None else ibis.memtable(frame)
+
+
+@contextmanager
+def _orders(orders: pd.DataFrame | ibis.Table, monetary: str | None, *, keyed: bool = True) -> Iterator[_Orders]:
+    """Validate the orders and hold them as an Ibis table for the block: an Ibis table stays on its
+    own backend; a DataFrame goes to this thread's in-process DuckDB (integer customer keys when
+    ``keyed`` and the rows are sorted by customer_id, as the clean orders are)."""
     need = ["customer_id", "order_ts"] + ([monetary] if monetary else [])
     if isinstance(orders, ibis.Table):
         missing = [c for c in need if c not in orders.columns]
@@ -142,7 +166,18 @@ def _orders_table(orders: pd.DataFrame | ibis.Table, monetary: str | None) -> ib
         if ts.type().is_timestamp() and ts.type().timezone is not None:
             ts = ts.cast(ibis.dtype("timestamp"))  # the backend's session time zone should be UTC
         amount = orders[monetary].cast("float64") if monetary else ibis.literal(1.0)
-        return orders.select(customer_id=orders["customer_id"], order_day=ts.date(), amount=amount)
+        day = ts.date()
+        yield _Orders(orders.select(customer_id=orders["customer_id"], order_day=day,
+                                    day=day.epoch_days().cast("int32"), amount=amount))
+        return
+    frame, ids = _orders_frame(orders, need, monetary, keyed)
+    with local_ibis() as db:
+        yield _Orders(db.table(frame), ids, db)
+
+
+def _orders_frame(orders: pd.DataFrame, need: list[str], monetary: str | None,
+                  keyed: bool) -> tuple[pa.Table, pa.Array | None]:
+    """Checked orders as Arrow columns, and the ids behind integer customer keys (or ``None``)."""
     if not isinstance(orders, pd.DataFrame):
         raise DataContractError(f"orders must be a pandas DataFrame or an Ibis table, not {type(orders).__name__}")
     missing = [c for c in need if c not in orders.columns]
@@ -165,66 +200,120 @@ def _orders_table(orders: pd.DataFrame | ibis.Table, monetary: str | None) -> ib
         )
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-    # Arrow columns go to DuckDB without a copy through Python objects; the day is cut there.
+    ids = pa.array(orders["customer_id"].astype("string").array)
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    key, key_ids = sorted_keys(ids) if keyed else (None, None)
+    # Arrow columns go to DuckDB without a copy through Python objects. The day is cut here:
+    # numpy floors to whole days (also before 1970) faster than DuckDB casts timestamps to dates.
+    days = ts.to_numpy().astype("datetime64[D]")
     frame = pa.table({
-        "customer_id": pa.array(orders["customer_id"].astype("string").array),
-        "order_ts": pa.array(ts.to_numpy()),
+        "customer_id": ids if key is None else key,
+        "order_day": pa.array(days),
+        "day": pa.array(days.astype(np.int32)),
         "amount": pa.array(orders[monetary].to_numpy(dtype="float64") if monetary else np.ones(len(orders))),
     })
-    t = ibis.memtable(frame)
-    return t.select("customer_id", order_day=t.order_ts.date(), amount=t.amount)
+    return frame, key_ids
+
+
+def _in_window(orders_t: ibis.Table, freq: str, *, after: pd.Timestamp | None = None,
+               upto: pd.Timestamp | None = None) -> ibis.Table:
+    """Purchases after ``after`` up to ``upto`` (days, inclusive), with the columns ``freq`` needs.
+
+    Without bounds this is the orders table itself, which a query can read twice for free; a
+    filtered table read twice becomes a common subquery that DuckDB materialises first.
+    """
+    if after is None and upto is None:
+        return orders_t
+    t = orders_t
+    if upto is not None:
+        t = t.filter(t.day <= _period_id(upto, "D"))
+    if after is not None:
+        t = t.filter(t.day > _period_id(after, "D"))
+    return t.select("customer_id", "day", "amount", *(["order_day"] if freq == "M" else []))
+
+
+def _period_of(t: ibis.Table, freq: str) -> ibis.Value:
+    """Period number of each purchase of ``t`` (from :func:`_in_window`)."""
+    return _period_id_expr(t.order_day if freq == "M" else None, freq, t.day)
 
 
 def _purchase_periods(orders_t: ibis.Table, freq: str, *, after: pd.Timestamp | None = None,
                       upto: pd.Timestamp | None = None) -> ibis.Table:
     """Purchases merged per customer and period: ``customer_id, pid, amount`` (amounts summed)."""
-    t = orders_t
-    if upto is not None:
-        t = t.filter(t.order_day <= upto.date())
-    if after is not None:
-        t = t.filter(t.order_day > after.date())
-    t = t.mutate(pid=_period_id_expr(t.order_day, freq))
-    return t.group_by(["customer_id", "pid"]).aggregate(amount=t.amount.sum())
+    t = _in_window(orders_t, freq, after=after, upto=upto)
+    return t.group_by([t.customer_id, _period_of(t, freq).name("pid")]).aggregate(amount=t.amount.sum())
 
 
-def _calibration_expr(periods: ibis.Table, end_pid: int, mult: float, with_monetary: bool) -> ibis.Table:
-    """Per-customer frequency, recency, T (and monetary value) from purchase periods."""
-    p = periods
-    aggs = {
-        "n_periods": p.pid.count(),
-        "first_pid": p.pid.min(),
-        "last_pid": p.pid.max(),
+@ibis.udf.agg.builtin(name="min_by")
+def _min_by(arg: float, key: int) -> float:  # type: ignore[empty-body]
+    """``arg`` on the row with the smallest ``key`` (``min_by`` in DuckDB, Spark, Trino and
+    Snowflake). Ibis's ``argmin`` is an ordered aggregate on DuckDB, which sorts every group."""
+
+
+def _period_stats(t: ibis.Table, freq: str, *, first_amount: bool) -> ibis.Table:
+    """Per customer of the purchases ``t`` (from :func:`_in_window`): ``n_periods`` (periods with
+    a purchase), ``first_pid``, ``last_pid``, ``total`` and, if asked, ``first_amount`` (the
+    first period's total).
+
+    Same-period purchases are merged without grouping every (customer, period) pair: the
+    customers' rows are aggregated directly and corrected by the few pairs holding more than one
+    purchase. On 2.8 M orders DuckDB takes 0.23 s for this against 0.30 s for grouping twice,
+    whose second pass reads the first one's output in hash order instead of the customers' order.
+    """
+    pid = _period_of(t, freq)
+    per_customer = {"n_rows": t.count(), "first_pid": pid.min(), "last_pid": pid.max(), "total": t.amount.sum()}
+    if first_amount:  # exact unless the first period holds several purchases: corrected below
+        per_customer["first_row_amount"] = _min_by(t.amount, pid)
+    a = t.group_by("customer_id").aggregate(**per_customer)
+    pairs = t.group_by([t.customer_id, pid.name("pid")]).aggregate(n=t.count(), amount=t.amount.sum())
+    shared = pairs.filter(pairs.n > 1)
+    extra = {"merged": (shared.n - 1).sum(), "first_shared": shared.pid.min()}
+    if first_amount:
+        extra["first_shared_amount"] = _min_by(shared.amount, shared.pid)
+    d = shared.group_by("customer_id").aggregate(**extra)
+    j = a.left_join(d, a.customer_id == d.customer_id)
+    cols = {
+        "customer_id": j.customer_id,
+        "n_periods": j.n_rows - j.merged.fill_null(0),
+        "first_pid": j.first_pid,
+        "last_pid": j.last_pid,
+        "total": j.total,
     }
-    if with_monetary:  # mean of the repeat periods: all periods but the first (pids are distinct)
-        aggs["total"] = p.amount.sum()
-        aggs["first_amount"] = p.amount.argmin(p.pid)
-    s = p.group_by("customer_id").aggregate(**aggs)
+    if first_amount:
+        first_shared = (j.first_shared == j.first_pid).fill_null(False)
+        cols["first_amount"] = ibis.ifelse(first_shared, j.first_shared_amount, j.first_row_amount)
+    return j.select(**cols)
+
+
+def _calibration_expr(t: ibis.Table, freq: str, end_pid: int, mult: float, with_monetary: bool) -> ibis.Table:
+    """Per-customer frequency, recency, T (and monetary value) of the purchases ``t``."""
+    s = _period_stats(t, freq, first_amount=with_monetary)
     cols = {
         "customer_id": s.customer_id,
         "frequency": (s.n_periods - 1).cast("int64"),
         "recency": (s.last_pid - s.first_pid).cast("float64") / mult,
         "T": (ibis.literal(end_pid) - s.first_pid).cast("float64") / mult,
     }
-    if with_monetary:
+    if with_monetary:  # mean of the repeat periods: all periods but the first
         repeat = s.n_periods - 1
         cols["monetary_value"] = ibis.ifelse(repeat > 0, (s.total - s.first_amount) / repeat.cast("float64"), 0.0)
     return s.select(**cols).order_by("customer_id")
 
 
-def _execute(expr: ibis.Table, orders: pd.DataFrame | ibis.Table) -> pd.DataFrame:
-    """Run an expression on the orders' own backend, or on a fresh in-process DuckDB."""
-    if isinstance(orders, ibis.Table):
-        return expr.to_pandas()
-    con = ibis.duckdb.connect()
-    try:
-        return con.execute(expr)
-    finally:
-        con.disconnect()
+def _finish_summary(table: pa.Table, attrs: dict[str, Any], *, ids: pa.Array | None,
+                    sorted_ids: bool) -> pd.DataFrame:
+    """Arrow result to the summary frame, indexed by ``customer_id`` in ascending order.
 
-
-def _finish_summary(df: pd.DataFrame, attrs: dict[str, Any]) -> pd.DataFrame:
-    out = df.set_index("customer_id")
-    if not out.index.is_monotonic_increasing:  # the backend sorts already; keep pandas' order if it differs
+    ``ids`` turns integer keys back into customer ids. ``sorted_ids`` says the in-process DuckDB
+    sorted the rows (by key, or by text in code point order, as pandas does); another backend's
+    collation may differ, so its order is checked.
+    """
+    if ids is not None:
+        where = table.schema.get_field_index("customer_id")
+        table = table.set_column(where, "customer_id", ids.take(table["customer_id"]))
+    out = table.to_pandas().set_index("customer_id")
+    if not sorted_ids and not out.index.is_monotonic_increasing:
         out = out.sort_index()
     out["frequency"] = out["frequency"].astype("int64")
     out.attrs.update(attrs)
@@ -281,21 +370,23 @@ def rfm_summary(
         return calibration_holdout(orders, calibration_end, observation_end, freq=freq,
                                    freq_multiplier=freq_multiplier, monetary=monetary)
     _check_freq(freq, freq_multiplier)
-    t = _orders_table(orders, monetary)
-    if calibration_end is None and isinstance(orders, pd.DataFrame):
-        calibration_end = orders["order_ts"].max()  # validated above: a timestamp column without gaps
-    elif calibration_end is None:
-        calibration_end = _execute(t.aggregate(last=t.order_day.max()), orders)["last"].iloc[0]
-    cal = _to_day(calibration_end, "calibration_end")
-    periods = _purchase_periods(t, freq, upto=cal)
-    expr = _calibration_expr(periods, _period_id(cal, freq), float(freq_multiplier), monetary is not None)
-    df = _execute(expr, orders)
-    if df.empty:
+    whole = calibration_end is None  # up to the last order: every purchase counts, nothing to filter
+    with _orders(orders, monetary) as o:
+        t = o.table
+        if whole and isinstance(orders, pd.DataFrame):
+            calibration_end = orders["order_ts"].max()  # validated above: a timestamp column without gaps
+        elif whole:
+            calibration_end = t.aggregate(last=t.order_day.max()).to_pandas()["last"].iloc[0]
+        cal = _to_day(calibration_end, "calibration_end")
+        rows = _in_window(t, freq, upto=None if whole else cal)
+        expr = _calibration_expr(rows, freq, _period_id(cal, freq), float(freq_multiplier), monetary is not None)
+        df = expr.to_pyarrow()
+    if df.num_rows == 0:
         raise DataContractError(
             f"no purchase on or before calibration_end={cal:%Y-%m-%d}; move calibration_end later "
             "or check the orders' dates"
         )
-    return _finish_summary(df, {
+    return _finish_summary(df, ids=o.ids, sorted_ids=not isinstance(orders, ibis.Table), attrs={
         "freq": freq, "freq_multiplier": float(freq_multiplier),
         "time_unit_days": _FREQ_DAYS[freq] * float(freq_multiplier),
         "calibration_end": f"{cal:%Y-%m-%d}",
@@ -348,25 +439,27 @@ def calibration_holdout(
             "the holdout is the days in between"
         )
     mult = float(freq_multiplier)
-    t = _orders_table(orders, monetary)
     cal_pid, obs_pid = _period_id(cal, freq), _period_id(obs, freq)
-    summary = _calibration_expr(_purchase_periods(t, freq, upto=cal), cal_pid, mult, monetary is not None)
-    hold = _purchase_periods(t, freq, after=cal, upto=obs)
-    aggs = {"frequency_holdout": hold.pid.count().cast("int64")}
-    if monetary is not None:
-        aggs["monetary_value_holdout"] = hold.amount.mean()
-    hold = hold.group_by("customer_id").aggregate(**aggs)
-    joined = summary.left_join(hold, "customer_id")
-    fill = {"frequency_holdout": joined.frequency_holdout.fill_null(0)}
-    if monetary is not None:
-        fill["monetary_value_holdout"] = joined.monetary_value_holdout.fill_null(0.0)
-    joined = joined.mutate(**fill, duration_holdout=ibis.literal((obs_pid - cal_pid) / mult))
-    df = _execute(joined, orders)
-    if df.empty:
+    with _orders(orders, monetary) as o:
+        t = o.table
+        summary = _calibration_expr(_in_window(t, freq, upto=cal), freq, cal_pid, mult, monetary is not None)
+        h = _period_stats(_in_window(t, freq, after=cal, upto=obs), freq, first_amount=False)
+        cols = {"customer_id": h.customer_id, "frequency_holdout": h.n_periods.cast("int64")}
+        if monetary is not None:  # mean period total
+            cols["monetary_value_holdout"] = h.total / h.n_periods.cast("float64")
+        hold = h.select(**cols)
+        joined = summary.left_join(hold, "customer_id")
+        fill = {"frequency_holdout": joined.frequency_holdout.fill_null(0)}
+        if monetary is not None:
+            fill["monetary_value_holdout"] = joined.monetary_value_holdout.fill_null(0.0)
+        joined = joined.mutate(**fill, duration_holdout=ibis.literal((obs_pid - cal_pid) / mult))
+        joined = joined.drop("customer_id_right") if "customer_id_right" in joined.columns else joined
+        df = joined.order_by("customer_id").to_pyarrow()
+    if df.num_rows == 0:
         raise DataContractError(
             f"no purchase on or before calibration_end={cal:%Y-%m-%d}; move calibration_end later"
         )
-    out = _finish_summary(df, {
+    out = _finish_summary(df, ids=o.ids, sorted_ids=not isinstance(orders, ibis.Table), attrs={
         "freq": freq, "freq_multiplier": mult, "time_unit_days": _FREQ_DAYS[freq] * mult,
         "calibration_end": f"{cal:%Y-%m-%d}", "observation_end": f"{obs:%Y-%m-%d}",
     })
@@ -1377,28 +1470,29 @@ def repeat_transactions_over_time(
     _check_freq(freq, freq_multiplier)
     if not isinstance(bucket, (int, np.integer)) or bucket < 1:
         raise ParamsError(f"bucket={bucket!r} must be a whole number of periods >= 1")
-    t = _orders_table(orders, None)
-    if end is None:
-        end = _execute(t.aggregate(last=t.order_day.max()), orders)["last"].iloc[0]
-    end_day = _to_day(end, "end")
-    periods = _purchase_periods(t, freq, upto=end_day)
-    if first_purchase is None:
-        births = periods.group_by("customer_id").aggregate(birth=periods.pid.min())
-    else:
-        b = first_purchase.dropna()
-        days = pd.to_datetime(b)
-        if getattr(days.dt, "tz", None) is not None:
-            days = days.dt.tz_convert("UTC").dt.tz_localize(None)
-        bt = ibis.memtable(
-            pd.DataFrame({"customer_id": b.index.to_numpy(), "birth_day": days.dt.normalize().to_numpy()})
-        )
-        births = bt.select(customer_id=bt.customer_id, birth=_period_id_expr(bt.birth_day.date(), freq))
-    joined = periods.inner_join(births, "customer_id")
-    later = joined.filter(joined.pid > joined.birth)
-    repeats = later.group_by("pid").aggregate(n=later.count())
-    born = births.group_by("birth").aggregate(n=births.count())
-    rep_df = _execute(repeats, orders)
-    born_df = _execute(born, orders)
+    with _orders(orders, None, keyed=first_purchase is None) as o:  # births are keyed by customer_id
+        t = o.table
+        if end is None:
+            end = t.aggregate(last=t.order_day.max()).to_pandas()["last"].iloc[0]
+        end_day = _to_day(end, "end")
+        periods = _purchase_periods(t, freq, upto=end_day)
+        if first_purchase is None:
+            births = periods.group_by("customer_id").aggregate(birth=periods.pid.min())
+        else:
+            b = first_purchase.dropna()
+            days = pd.to_datetime(b)
+            if getattr(days.dt, "tz", None) is not None:
+                days = days.dt.tz_convert("UTC").dt.tz_localize(None)
+            bt = o.table_of(
+                pd.DataFrame({"customer_id": b.index.to_numpy(), "birth_day": days.dt.normalize().to_numpy()})
+            )
+            births = bt.select(customer_id=bt.customer_id, birth=_period_id_expr(bt.birth_day.date(), freq))
+        joined = periods.inner_join(births, "customer_id")
+        later = joined.filter(joined.pid > joined.birth)
+        repeats = later.group_by("pid").aggregate(n=later.count())
+        born = births.group_by("birth").aggregate(n=births.count())
+        rep_df = repeats.to_pandas()
+        born_df = born.to_pandas()
     end_pid = _period_id(end_day, freq)
     born_df = born_df[born_df["birth"] <= end_pid]
     if born_df.empty:
