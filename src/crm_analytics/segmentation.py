@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import stats
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from crm_analytics.errors import CrmAnalyticsError, DataContractError, ParamsError
 from crm_analytics.identity import stitch_events
-from crm_analytics.tables import PURCHASE_STATUSES
+from crm_analytics.tables import PURCHASE_STATUSES, local_ibis, sorted_keys
 
 __all__ = [
     "RFM_COLUMNS",
@@ -212,19 +212,21 @@ def rfm_table(orders: pd.DataFrame, as_of: Any) -> pd.DataFrame:
     {'a': {'recency_days': 10.0, 'frequency': 2, 'monetary': 40.0, 'aov': 20.0}}
     """
     as_of = _timestamp(as_of, "as_of")
-    frame = _purchase_frame(orders)
+    frame = pa.Table.from_pandas(_purchase_frame(orders), preserve_index=False)
+    key, ids = sorted_keys(frame["customer_id"].combine_chunks())
+    if key is not None:  # the clean orders are sorted by customer: group integer keys, not text
+        frame = frame.set_column(frame.schema.get_field_index("customer_id"), "customer_id", key)
     cut = as_of.tz_localize(None)
-    t = ibis.memtable(frame)
-    t = t.filter(t.customer_id.notnull() & t.status.isin(list(PURCHASE_STATUSES)) & (t.ts <= cut))
-    expr = t.group_by("customer_id").aggregate(
-        first_purchase=t.ts.min(), last_purchase=t.ts.max(), frequency=t.count(), monetary=t.amount.sum()
-    ).order_by("customer_id")
-    con = ibis.duckdb.connect()
-    try:
-        out = con.execute(expr)
-    finally:
-        con.disconnect()
-    out = out.set_index("customer_id")
+    with local_ibis() as db:
+        t = db.table(frame)
+        t = t.filter(t.customer_id.notnull() & t.status.isin(list(PURCHASE_STATUSES)) & (t.ts <= cut))
+        expr = t.group_by("customer_id").aggregate(
+            first_purchase=t.ts.min(), last_purchase=t.ts.max(), frequency=t.count(), monetary=t.amount.sum()
+        ).order_by("customer_id")
+        got = expr.to_pyarrow()
+    if ids is not None:
+        got = got.set_column(got.schema.get_field_index("customer_id"), "customer_id", ids.take(got["customer_id"]))
+    out = got.to_pandas().set_index("customer_id")
     first = pd.to_datetime(out["first_purchase"]).dt.tz_localize("UTC")
     last = pd.to_datetime(out["last_purchase"]).dt.tz_localize("UTC")
     freq = out["frequency"].astype("int64")
