@@ -137,9 +137,11 @@ class LocalIbis:
         self._names: list[str] = []
 
     def table(self, data: pa.Table | pd.DataFrame) -> Any:
-        """*data* as an Ibis table (no copy: DuckDB scans the Arrow or pandas columns in place)."""
+        """*data* as an Ibis table. DuckDB scans Arrow columns in place; a DataFrame goes through
+        Arrow first (no copy for Arrow-backed or numeric columns), as DuckDB reads Arrow-backed
+        text far faster that way than through pandas."""
         name = f"crm_local_{uuid.uuid4().hex}"
-        if isinstance(data, pd.DataFrame):  # DuckDB reads Arrow-backed text far faster as Arrow than via pandas
+        if isinstance(data, pd.DataFrame):
             data = pa.Table.from_pandas(data, preserve_index=False)
         self.backend.con.register(name, data)
         self._names.append(name)
