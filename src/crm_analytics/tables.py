@@ -97,13 +97,16 @@ def sorted_keys(ids: pa.Array) -> tuple[pa.Array | None, pa.Array | None]:
     """
     valid = len(ids) - ids.null_count
     head = ids.slice(0, valid)
-    if valid < 2 or head.null_count or not pc.all(pc.less_equal(head[:-1], head[1:])).as_py():
+    if valid < 2 or head.null_count:
         return None, None
-    new = np.asarray(pc.not_equal(head[1:], head[:-1]), dtype=bool)
+    new = np.asarray(pc.not_equal(head[1:], head[:-1]), dtype=bool)  # the one pass over every row
+    distinct = head.take(pa.array(np.flatnonzero(np.r_[True, new])))  # the first id of each run
+    if not pc.all(pc.less(distinct[:-1], distinct[1:])).as_py():  # sorted <=> runs strictly increase
+        return None, None
     key = np.zeros(len(ids), dtype=np.int32)
     np.cumsum(new, out=key[1:valid])
     mask = None if valid == len(ids) else np.arange(len(ids)) >= valid
-    return pa.array(key, mask=mask), head.take(pa.array(np.flatnonzero(np.r_[True, new])))
+    return pa.array(key, mask=mask), distinct
 
 
 def read_processed(dataset: str, name: str) -> pd.DataFrame | None:
