@@ -81,7 +81,7 @@ def by_customer(orders: pd.DataFrame) -> pd.DataFrame:
     """*orders* sorted by ``customer_id`` (missing last), then ``order_ts`` and ``order_id``: the
     order of the clean orders table. Customer-level models read it often; with the rows grouped
     by customer they key customers by position instead of hashing text
-    (:func:`crm_analytics.clv.rfm_summary` of 2.8 M orders: 0.37 s instead of 0.57 s)."""
+    (:func:`crm_analytics.clv.rfm_summary` of 2.8 M orders: 0.33 s instead of 0.57 s)."""
     keys = [c for c in ("customer_id", "order_ts", "order_id") if c in orders.columns]
     return orders.sort_values(keys, na_position="last", kind="stable", ignore_index=True)
 
@@ -92,7 +92,7 @@ def sorted_keys(ids: pa.Array) -> tuple[pa.Array | None, pa.Array | None]:
     The keys (int32) count up from 0 at each new id and are null where the id is (missing ids
     come last); the second array holds the distinct ids, so ``distinct.take(key)`` gives the ids
     back. DuckDB groups and sorts integers much faster than text: on the 1,000,000-customer world
-    the CLV summary takes 0.37 s instead of 0.57 s. Sorted input makes the keys one comparison of
+    the CLV summary takes 0.33 s instead of 0.57 s. Sorted input makes the keys one comparison of
     neighbours (Arrow compares text by code point, as pandas and DuckDB sort it).
     """
     valid = len(ids) - ids.null_count
