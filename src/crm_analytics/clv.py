@@ -338,7 +338,9 @@ def rfm_summary(
         ``order_ts`` (UTC; naive timestamps are read as UTC) and the money column; a pandas
         DataFrame (run on an in-process DuckDB) or an Ibis table (run on its backend; there a
         time-zone-aware ``order_ts`` is read in the backend's session time zone, so set that to
-        UTC or store UTC wall-clock times).
+        UTC or store UTC wall-clock times). A DataFrame sorted by ``customer_id``, as the clean
+        orders are (:func:`crm_analytics.tables.by_customer`), is summarised faster: its
+        customers are keyed by position; any other row order gives the same result.
     calibration_end
         Last day of the calibration period, inclusive (a date; a time of day is ignored).
         Defaults to the day of the last order.
