@@ -81,6 +81,56 @@ def test_cli_reports_a_user_error_in_one_line(project, capsys):
     assert len(err.splitlines()) == 1
 
 
+def test_a_second_run_of_a_running_notebook_stops_at_once_and_touches_nothing(project, capsys):
+    # A nightly `make reports` meeting a manual one: the second run must not share the first
+    # one's staging folders. The first run is played by a process holding the notebook's lock.
+    import fcntl
+    import subprocess
+    import sys
+
+    _probe_notebook(project)
+    _params(project, value=1)
+    configure("probe")
+    reports = project / "reports" / "probe"
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "02_probe.html").write_text("last good report")
+    lock = project / "build" / "probe" / "locks" / "02_probe.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time\n"
+         f"fh = open({str(lock)!r}, 'a+'); fcntl.flock(fh, fcntl.LOCK_EX); fh.write('pid 4242, started now'); fh.flush()\n"
+         "print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(["run", "probe", "02_probe"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == ("error: 02_probe is already running on dataset 'probe' (pid 4242, started now); wait for "
+                       "that run to finish, then run `make reports DATASET=probe` again")
+        assert (reports / "02_probe.html").read_text() == "last good report"
+        assert not (reports / ".staging").exists() and not (reports / "02_probe.FAILED.ipynb").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with open(lock, "a+") as fh:  # the lock went with its holder
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_raw_data_is_built_by_one_process_at_a_time(project, capsys):
+    from crm_analytics import sources
+    from crm_analytics.locks import sole_run
+
+    _probe_notebook(project)
+    _params(project, value=1)
+    configure("probe")
+    with sole_run("probe", "raw data"):
+        assert sources.main(["build", "probe"]) == 2
+    assert "raw data is already running on dataset 'probe' (pid " in capsys.readouterr().err
+    assert not (project / "data" / "raw" / "probe").exists()
+    assert sources.main(["build", "probe"]) == 0  # free again
+    assert (project / "data" / "raw" / "probe" / "_SUCCESS").exists()
+
+
 def test_notebook_dependencies_follow_imports():
     from conftest import REPO
 

@@ -9,6 +9,8 @@
     execute one notebook with papermill, then publish it: the executed notebook, its HTML
     with the code hidden, its metrics and its status. A failed run publishes nothing; it
     keeps the executed notebook as ``NOTEBOOK.FAILED.ipynb`` and names the failing cell.
+    A second run of the same notebook on the same dataset while one is going (a nightly job
+    meeting a manual ``make reports``) stops at once with a message and touches nothing.
 ``python -m crm_analytics.pipeline index DATASET``
     write ``reports/DATASET/index.html``.
 
@@ -31,6 +33,7 @@ import yaml
 
 from crm_analytics import paths
 from crm_analytics.errors import CrmAnalyticsError
+from crm_analytics.locks import sole_run
 from crm_analytics.params import resolve_notebook_params
 
 __all__ = ["configure", "run_notebook", "write_if_changed", "package_dependencies", "KERNEL_NAME"]
@@ -240,8 +243,14 @@ def run_notebook(dataset: str, notebook: str) -> Path:
     Raises
     ------
     CrmAnalyticsError
-        When the notebook fails; the message names the notebook and the failing cell.
+        When the notebook fails (the message names the notebook and the failing cell) or is
+        already running on this dataset in another process.
     """
+    with sole_run(dataset, notebook):
+        return _run_notebook(dataset, notebook)
+
+
+def _run_notebook(dataset: str, notebook: str) -> Path:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 

@@ -371,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     from crm_analytics.errors import CrmAnalyticsError
+    from crm_analytics.locks import sole_run
 
     parser = argparse.ArgumentParser(prog="python -m crm_analytics.sources")
     parser.add_argument("command", choices=["build"])
@@ -381,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         if not spec.exists():
             raise ParamsError(f"{spec} is missing; run `python -m crm_analytics.pipeline configure {args.dataset}`")
         source = yaml.safe_load(spec.read_text())
-        out = build_raw(args.dataset, source)
+        with sole_run(args.dataset, "raw data"):
+            out = build_raw(args.dataset, source)
     except CrmAnalyticsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
