@@ -160,3 +160,17 @@ def test_report_p_value():
     from crm_analytics.report import p_value
 
     assert [p_value(v) for v in (4.68e-05, 0.03127, 1.0, float("nan"))] == ["<0.0001", "0.0313", "1.0000", "–"]
+
+
+def test_report_styled_formats_numbers_and_p_values_and_leaves_text():
+    import pandas as pd
+
+    from crm_analytics.report import styled
+
+    df = pd.DataFrame({"segment": ["Champions", "Lost"], "revenue": [12361283.63, 0.5],
+                       "chi2_p_value": [3.2e-12, 0.04], "share": [0.123456, 1.0]}, index=["a", "b"])
+    html = styled(df).to_html()
+    for text in ("Champions", "12,361,284", "0.5000", "<0.0001<", "0.0400", "0.1235", ">1<"):
+        assert text in html, text
+    assert "12361283.63" not in html and "3.2e-12" not in html
+    assert "1,234" in styled(pd.Series([1234.4], name="n")).to_html()

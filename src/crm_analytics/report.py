@@ -24,6 +24,7 @@ from crm_analytics import paths
 __all__ = [
     "number",
     "p_value",
+    "styled",
     "write_metrics",
     "read_metrics",
     "to_jsonable",
@@ -58,6 +59,20 @@ def p_value(value: Any) -> str:
     if _missing(value):
         return "–"
     return "<0.0001" if float(value) < 1e-4 else f"{float(value):.4f}"
+
+
+def _is_p_value(column: Any) -> bool:
+    name = str(column[-1] if isinstance(column, tuple) else column).lower()
+    return name in {"p", "pvalue", "p_value", "p_holm", "p_adjusted"} or name.endswith("_p_value")
+
+
+def styled(table: pd.DataFrame | pd.Series) -> Any:
+    """*table* as a report shows it: every number through :func:`number`, p-value columns
+    (``p``, ``p_value``, ``p_holm``, ``*_p_value``) through :func:`p_value`, text as it is."""
+    frame = table.to_frame() if isinstance(table, pd.Series) else table
+    styler = frame.style.format(number, escape="html")
+    p_columns = [c for c in frame.columns if _is_p_value(c)]
+    return styler.format(p_value, subset=p_columns, escape="html") if p_columns else styler
 
 
 def to_jsonable(value: Any, *, digits: int = 6) -> Any:
