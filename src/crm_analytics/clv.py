@@ -45,7 +45,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 from crm_analytics.errors import DataContractError, ModelFitError, ParamsError
-from crm_analytics.tables import LocalIbis, local_ibis, sorted_keys
+from crm_analytics.tables import LocalIbis, ids_for_keys, local_ibis, sorted_keys
 
 __all__ = [
     "FREQS",
@@ -309,10 +309,7 @@ def _finish_summary(table: pa.Table, attrs: dict[str, Any], *, ids: pa.Array | N
     sorted the rows (by key, or by text in code point order, as pandas does); another backend's
     collation may differ, so its order is checked.
     """
-    if ids is not None:
-        where = table.schema.get_field_index("customer_id")
-        table = table.set_column(where, "customer_id", ids.take(table["customer_id"]))
-    out = table.to_pandas().set_index("customer_id")
+    out = ids_for_keys(table, ids).to_pandas().set_index("customer_id")
     if not sorted_ids and not out.index.is_monotonic_increasing:
         out = out.sort_index()
     out["frequency"] = out["frequency"].astype("int64")

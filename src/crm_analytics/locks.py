@@ -24,7 +24,7 @@ __all__ = ["sole_run"]
 def sole_run(dataset: str, step: str) -> Iterator[None]:
     """Hold the lock of *step* on *dataset* for the block, or raise :class:`CrmAnalyticsError`
     at once if another process holds it."""
-    lock = paths.project_root() / "build" / dataset / "locks" / f"{step}.lock"
+    lock = paths.build_dir(dataset) / "locks" / f"{step}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a+", encoding="utf-8") as fh:
         try:

@@ -50,6 +50,11 @@ def processed_dir(dataset: str) -> Path:
     return project_root() / "data" / "processed" / dataset
 
 
+def build_dir(dataset: str) -> Path:
+    """Build files of *dataset*: validated params, make rules, logs, locks."""
+    return project_root() / "build" / dataset
+
+
 def reports_dir(dataset: str) -> Path:
     """Published reports of *dataset*."""
     return project_root() / "reports" / dataset

@@ -43,10 +43,6 @@ _PACKAGE = "crm_analytics"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def build_dir(dataset: str) -> Path:
-    return paths.project_root() / "build" / dataset
-
-
 def write_if_changed(path: Path, text: str) -> bool:
     """Write *text* to *path* unless it already holds exactly that; return whether it wrote."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +136,7 @@ def configure(dataset: str) -> dict[str, Any]:
 
     resolved = resolve_notebook_params(dataset)
     source = sources.validate_source(dataset, resolved["source"], resolved["file"])
-    out = build_dir(dataset)
+    out = paths.build_dir(dataset)
     root = paths.project_root()
     for nb, values in resolved["per_notebook"].items():
         write_if_changed(out / "params" / f"{nb}.yaml", yaml.safe_dump(values, sort_keys=True, allow_unicode=True))
@@ -258,7 +254,7 @@ def _run_notebook(dataset: str, notebook: str) -> Path:
     staging = reports / ".staging" / notebook
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "metrics").mkdir(parents=True)
-    params_file = build_dir(dataset) / "params" / f"{notebook}.yaml"
+    params_file = paths.build_dir(dataset) / "params" / f"{notebook}.yaml"
     if not params_file.exists():
         raise CrmAnalyticsError(f"{params_file} is missing; run `make reports DATASET={dataset}` "
                                 f"(it validates params/{dataset}.yaml first)")
@@ -268,7 +264,7 @@ def _run_notebook(dataset: str, notebook: str) -> Path:
     env_before = os.environ.get("CRM_ANALYTICS_STAGING")
     os.environ["CRM_ANALYTICS_STAGING"] = str(staging / "metrics")
     started = time.monotonic()
-    kernel_log = build_dir(dataset) / "logs" / f"{notebook}.kernel.log"
+    kernel_log = paths.build_dir(dataset) / "logs" / f"{notebook}.kernel.log"
     try:
         with _stderr_to(kernel_log):
             papermill.execute_notebook(

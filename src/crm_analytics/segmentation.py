@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from crm_analytics.errors import CrmAnalyticsError, DataContractError, ParamsError
 from crm_analytics.identity import stitch_events
-from crm_analytics.tables import PURCHASE_STATUSES, local_ibis, sorted_keys
+from crm_analytics.tables import PURCHASE_STATUSES, ids_for_keys, local_ibis, sorted_keys
 
 __all__ = [
     "RFM_COLUMNS",
@@ -224,9 +224,7 @@ def rfm_table(orders: pd.DataFrame, as_of: Any) -> pd.DataFrame:
             first_purchase=t.ts.min(), last_purchase=t.ts.max(), frequency=t.count(), monetary=t.amount.sum()
         ).order_by("customer_id")
         got = expr.to_pyarrow()
-    if ids is not None:
-        got = got.set_column(got.schema.get_field_index("customer_id"), "customer_id", ids.take(got["customer_id"]))
-    out = got.to_pandas().set_index("customer_id")
+    out = ids_for_keys(got, ids).to_pandas().set_index("customer_id")
     first = pd.to_datetime(out["first_purchase"]).dt.tz_localize("UTC")
     last = pd.to_datetime(out["last_purchase"]).dt.tz_localize("UTC")
     freq = out["frequency"].astype("int64")

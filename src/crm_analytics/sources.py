@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["build"])
     parser.add_argument("dataset")
     args = parser.parse_args(argv)
-    spec = paths.project_root() / "build" / args.dataset / "source.yaml"
+    spec = paths.build_dir(args.dataset) / "source.yaml"
     try:
         if not spec.exists():
             raise ParamsError(f"{spec} is missing; run `python -m crm_analytics.pipeline configure {args.dataset}`")

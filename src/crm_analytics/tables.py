@@ -25,7 +25,7 @@ from crm_analytics.errors import DataContractError
 
 __all__ = ["read_clean", "read_processed", "has_table", "purchases", "PURCHASE_STATUSES", "ParquetTable",
            "duckdb_connect", "isin", "DUCKDB_MEMORY_LIMIT", "DUCKDB_THREADS",
-           "local_ibis", "LocalIbis", "LOCAL_IBIS_THREADS", "by_customer", "sorted_keys"]
+           "local_ibis", "LocalIbis", "LOCAL_IBIS_THREADS", "by_customer", "sorted_keys", "ids_for_keys"]
 
 #: DuckDB's memory cap and threads when it works on tables too big for pandas (it spills to disk beyond the cap)
 DUCKDB_MEMORY_LIMIT = "4GB"
@@ -107,6 +107,15 @@ def sorted_keys(ids: pa.Array) -> tuple[pa.Array | None, pa.Array | None]:
     np.cumsum(new, out=key[1:valid])
     mask = None if valid == len(ids) else np.arange(len(ids)) >= valid
     return pa.array(key, mask=mask), distinct
+
+
+def ids_for_keys(table: pa.Table, ids: pa.Array | None) -> pa.Table:
+    """*table* with its ``customer_id`` keys from :func:`sorted_keys` turned back into the ids
+    (unchanged when ``ids`` is ``None``: the column holds the ids already)."""
+    if ids is None:
+        return table
+    where = table.schema.get_field_index("customer_id")
+    return table.set_column(where, "customer_id", ids.take(table["customer_id"]))
 
 
 def read_processed(dataset: str, name: str) -> pd.DataFrame | None:
