@@ -33,6 +33,18 @@ source:
 """
 
 
+def copy_project(root: Path) -> Path:
+    """A working copy of the project at *root* for a real `make` run: Makefile, pyproject, params,
+    notebooks and sources copied, the set-up virtualenv linked (``make test`` creates it once)."""
+    for name in ["Makefile", "pyproject.toml"]:
+        shutil.copy2(REPO / name, root / name)
+    for name in ["params", "notebooks", "src"]:
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns(
+            "*.FAILED.ipynb", ".ipynb_checkpoints", "__pycache__", "*.egg-info"))
+    (root / ".venv").symlink_to(REPO / ".venv")
+    return root
+
+
 def external_file(rel: str) -> Path:
     """A file under ../shared/external, or skip the test with the reason."""
     p = EXTERNAL / rel
@@ -57,7 +69,6 @@ def project(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def ci_root(tmp_path_factory) -> Path:
     """A project root holding the generated `ci` world's raw data (built once per session)."""
-    from crm_analytics.demo import generate
     from crm_analytics.params import load_params
     from crm_analytics.sources import validate_source
 

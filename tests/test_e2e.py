@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from crm_analytics.params import notebook_parameters, pipeline_notebooks
 
-from conftest import REPO, shop_params
+from conftest import copy_project, shop_params
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -27,13 +26,7 @@ def _make(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    for name in ["Makefile", "pyproject.toml"]:
-        shutil.copy2(REPO / name, root / name)
-    for name in ["params", "notebooks", "src"]:
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns(
-            "*.FAILED.ipynb", ".ipynb_checkpoints", "__pycache__", "*.egg-info"))
-    (root / ".venv").symlink_to(REPO / ".venv")  # set up once by `make test`
+    root = copy_project(tmp_path_factory.mktemp("e2e"))
     first = _make(root, "reports", "DATASET=ci")
     assert first.returncode == 0, first.stdout + first.stderr
     return root, first

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from crm_analytics import clv
+from crm_analytics import clv, report
 from crm_analytics.churn import calibration_table, score_churn
 from crm_analytics.errors import ParamsError
 
@@ -137,6 +137,15 @@ def published_comparison(dataset: str, fits: dict[str, clv.FitResult]) -> pd.Dat
     return pd.DataFrame(rows).set_index(["model", "quantity"])
 
 
+def published_as_text(checks: pd.DataFrame) -> pd.DataFrame:
+    """*checks* (:func:`published_comparison`) with the log-likelihoods as published: text to one decimal."""
+    out = checks.astype(object)
+    loglik = checks.index.get_level_values(-1) == "loglik"
+    for col in ("ours", "published"):
+        out.loc[loglik, col] = checks.loc[loglik, col].map("{:,.1f}".format)
+    return out
+
+
 def truth_params_table(fits: dict[str, clv.FitResult], truth: dict, time_unit: str) -> pd.DataFrame:
     """BG/NBD estimates against the generated world's parameters (converted to the report's time unit)."""
     per_week = {"day": 7.0, "week": 1.0, "month": 7.0 / clv.DAYS_PER_MONTH}[time_unit]
@@ -222,16 +231,18 @@ def churn_side_by_side(ml, fit: clv.FitResult, summary: pd.DataFrame) -> dict:
     return {"scores": table, "calibration": calib, "y": y}
 
 
-def which_to_trust(scores: pd.DataFrame) -> str:
+def which_to_trust(scores: pd.DataFrame):
+    """The report's advice on the churn model and the BTYD model, as report prose (:func:`report.md`)."""
     ml = scores.loc["machine-learned", "roc_auc"]
     bt = scores.loc["BTYD P(no purchase in horizon)", "roc_auc"]
     better = "the machine-learned model" if ml > bt + 0.01 else ("the BTYD model" if bt > ml + 0.01 else "neither")
-    return (f"**Which to trust for what.** Ranking customers by churn risk: {better} ranks better here "
-            f"(ROC AUC {ml:.3f} vs {bt:.3f}). The ML model uses behaviour the BTYD model cannot see (sessions, "
+    return report.md(
+            "**Which to trust for what.** Ranking customers by churn risk: {better} ranks better here "
+            "(ROC AUC {ml:.3f} vs {bt:.3f}). The ML model uses behaviour the BTYD model cannot see (sessions, "
             "complaints, campaign responses), so it is the better short-term alarm list for retention teams; "
             "the BTYD model needs only purchase history, extrapolates over any horizon, gives P(alive), expected "
             "purchases and CLV with a probabilistic meaning, and is the one to use for valuation and for shops "
-            "without event data.")
+            "without event data.", better=better, ml=ml, bt=bt)
 
 
 def end_of_day_utc(day: pd.Timestamp) -> pd.Timestamp:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
 
 from crm_analytics import paths
+from crm_analytics.report import escape
 
 __all__ = ["write_index", "headline_numbers"]
 
 _MAX_HEADLINES = 10
+#: what a published page may load: nothing from anywhere, but its own inline styles and embedded images
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:"
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:1000px;margin:2rem auto;
@@ -73,30 +75,32 @@ def write_index(dataset: str) -> Path:
         title = notebook_title(nb)
         state = status.get("status", "missing")
         seconds = status.get("seconds")
-        meta = f'<span class="{html.escape(state)}">{html.escape(state)}</span>'
+        meta = f'<span class="{state if state in ("ok", "failed") else "missing"}">{escape(state)}</span>'
         if seconds is not None:
             meta += f" · ran in {seconds:.0f} s"
         if status.get("finished_utc"):
-            meta += f" · {html.escape(status['finished_utc'])}"
+            meta += f" · {escape(status['finished_utc'])}"
         rows = "".join(
-            f'<tr><td class="k">{html.escape(str(k))}</td><td class="v">{html.escape(_fmt(v))}</td></tr>'
+            f'<tr><td class="k">{escape(str(k))}</td><td class="v">{escape(_fmt(v))}</td></tr>'
             for k, v in headline_numbers(metrics)
         )
-        link = f'<a href="{html.escape(nb)}.html">{html.escape(title)}</a>' if (reports / f"{nb}.html").exists() \
-            else html.escape(title)
+        link = f'<a href="{nb}.html">{escape(title)}</a>' if (reports / f"{nb}.html").exists() \
+            else escape(title)
         cards.append(
             f'<div class="card"><h2>{link}</h2><div class="meta">{meta} · '
-            f'<a href="metrics/{html.escape(nb)}.json">metrics</a></div>'
+            f'<a href="metrics/{nb}.json">metrics</a></div>'
             f"<table>{rows}</table></div>"
         )
-    description = html.escape(str(resolved.get("description") or ""))
+    description = escape(str(resolved.get("description") or ""))
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>CRM Analytics — {html.escape(dataset)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>CRM Analytics — {html.escape(dataset)}</h1><p class='sub'>{description}</p>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+        f"<title>CRM Analytics — {escape(dataset)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>CRM Analytics — {escape(dataset)}</h1><p class='sub'>{description}</p>"
         + "".join(cards)
         + "<p class='meta'>Built by <code>make reports DATASET="
-        + html.escape(dataset)
+        + escape(dataset)
         + "</code>. Numbers come from the metrics files beside each report.</p></body></html>\n"
     )
     out = reports / "index.html"

@@ -16,10 +16,15 @@ PALETTE = ["#2a6f97", "#e07a5f", "#3d405b", "#81b29a", "#f2cc8f", "#8d99ae"]
 
 
 def style() -> None:
-    """Apply the report style (call once at the top of a notebook)."""
+    """Apply the report style (call once at the top of a notebook).
+
+    Chart text is shown as written: labels come from data (product, campaign and segment names),
+    so ``$…$`` is never read as a formula (``text.parse_math``) and ``usetex`` stays off.
+    """
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
     plt.rcParams.update({"figure.figsize": (8, 4.2), "figure.dpi": 96, "axes.titleweight": "bold",
-                         "axes.titlesize": 12, "axes.spines.top": False, "axes.spines.right": False})
+                         "axes.titlesize": 12, "axes.spines.top": False, "axes.spines.right": False,
+                         "text.parse_math": False, "text.usetex": False})
 
 
 def _ax(ax, figsize=None):

@@ -1,16 +1,24 @@
 """What a pipeline notebook needs to publish: headline metrics, plain-language
-captions, small-group suppression and a provenance record.
+captions, tables in reader's numbers and a provenance record.
+
+This module is the one place that renders data-derived text for a report. Product,
+campaign and country names, reviews, tickets and search queries are untrusted: they reach
+a report only through :func:`escape` (and so through :func:`md` for prose and
+:func:`styled` for tables), which shows them as text — never as HTML or Markdown.
+Notebooks never build HTML or Markdown from raw strings.
 
 Notebooks call these; the pipeline runner (``crm_analytics.pipeline``) executes the
-notebooks, exports HTML and builds the index from the metrics files.
+notebooks and exports sanitised, self-contained HTML (:mod:`crm_analytics.publish`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import math
 import platform
+import string
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +30,8 @@ import pandas as pd
 from crm_analytics import paths
 
 __all__ = [
+    "escape",
+    "md",
     "number",
     "p_value",
     "styled",
@@ -31,6 +41,57 @@ __all__ = [
     "provenance",
     "file_sha256",
 ]
+
+
+#: characters that Markdown (CommonMark, mistune and JupyterLab's renderer) gives a meaning, or that
+#: HTML does: written as numeric character references, they are shown as themselves and do nothing
+_MARKUP_CHARS = {c: f"&#{ord(c)};" for c in "\\`*_{}[]()<>#+-.!|~$&\"':"}
+
+
+def escape(value: Any) -> str:
+    """*value* as text that HTML and Markdown both show literally.
+
+    Every character that HTML or Markdown gives a meaning (``< > & " '``, ``* _ ` [ ] ( ) # | ~ $``
+    and the like) becomes a numeric character reference, so ``<script>`` in a product name is shown
+    as ``<script>``, ``**x**`` stays two asterisks, ``$x$`` is no formula and a URL in a review is
+    no link (``:`` and ``.`` are escaped too, so Markdown cannot autolink it). Line breaks become
+    spaces, so a value cannot start a heading, list or table of its own.
+
+    Examples
+    --------
+    >>> escape("<b>Çanta</b> *50%*")
+    '&#60;b&#62;Çanta&#60;/b&#62; &#42;50%&#42;'
+    """
+    text = "–" if _missing(value) else str(value)
+    text = " ".join(text.split()) if any(ch in text for ch in "\r\n\t\f\v") else text
+    return "".join(_MARKUP_CHARS.get(ch, ch) for ch in text)
+
+
+class _EscapingFormatter(string.Formatter):
+    """``str.format`` whose fields are formatted first (``{x:,.0f}`` works) and escaped after."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return escape(super().format_field(value, format_spec))
+
+
+_FORMATTER = _EscapingFormatter()
+
+
+def md(template: str, /, **values: Any) -> Any:
+    """Report prose: Markdown *template* (written in code, trusted) with data *values* shown as text.
+
+    The template is ``str.format`` syntax; every field is formatted with its spec and then passed
+    through :func:`escape`, so a campaign called ``<script>…`` or ``**Sale**`` reads as written.
+    Returns an ``IPython.display.Markdown`` to ``display``.
+
+    Examples
+    --------
+    >>> md("Largest segment: **{name}** ({share:.0%})", name="<i>Champions</i>", share=0.25).data
+    'Largest segment: **&#60;i&#62;Champions&#60;/i&#62;** (25%)'
+    """
+    from IPython.display import Markdown
+
+    return Markdown(_FORMATTER.vformat(template, (), values))
 
 
 def _missing(value: Any) -> bool:
@@ -66,13 +127,44 @@ def _is_p_value(column: Any) -> bool:
     return name in {"p", "pvalue", "p_value", "p_holm", "p_adjusted"} or name.endswith("_p_value")
 
 
-def styled(table: pd.DataFrame | pd.Series) -> Any:
+def _label(value: Any) -> Any:
+    """A row or column label as HTML text (labels are data too: countries, segments, campaigns)."""
+    if isinstance(value, tuple):
+        return tuple(_label(v) for v in value)
+    return html.escape(value) if isinstance(value, str) else value
+
+
+def _safe_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """*frame* with every text label of its index and columns (values and names) HTML-escaped."""
+    out = frame.copy(deep=False)
+    for axis in ("index", "columns"):
+        labels = getattr(out, axis)
+        if isinstance(labels, pd.MultiIndex):
+            labels = labels.set_levels([lvl.map(_label) for lvl in labels.levels])
+        else:
+            labels = labels.map(_label)
+        labels.names = [_label(n) for n in getattr(out, axis).names]
+        setattr(out, axis, labels)
+    return out
+
+
+def styled(table: pd.DataFrame | pd.Series, formats: Mapping[Any, Any] | None = None) -> Any:
     """*table* as a report shows it: every number through :func:`number`, p-value columns
-    (``p``, ``p_value``, ``p_holm``, ``*_p_value``) through :func:`p_value`, text as it is."""
+    (``p``, ``p_value``, ``p_holm``, ``*_p_value``) through :func:`p_value`, text shown as text.
+
+    Cell values, row and column labels and their names are HTML-escaped: a product called
+    ``<script>…`` reads as written. *formats* maps a column to its own formatter (a format string
+    such as ``"{:.1%}"`` or a function); missing values show as an en dash.
+    """
     frame = table.to_frame() if isinstance(table, pd.Series) else table
+    frame = _safe_labels(frame)
     styler = frame.style.format(number, escape="html")
     p_columns = [c for c in frame.columns if _is_p_value(c)]
-    return styler.format(p_value, subset=p_columns, escape="html") if p_columns else styler
+    if p_columns:
+        styler = styler.format(p_value, subset=p_columns, escape="html")
+    for column, formatter in (formats or {}).items():
+        styler = styler.format(formatter, subset=[_label(column)], escape="html", na_rep="–")
+    return styler
 
 
 def to_jsonable(value: Any, *, digits: int = 6) -> Any:

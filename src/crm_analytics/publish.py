@@ -1,0 +1,187 @@
+"""Publishing a report: an executed notebook to self-contained, sanitised HTML.
+
+A report is read by people outside the team, often offline or behind a proxy, so
+:func:`export_html`
+
+- hides the code, prompts and parameter cells;
+- renders with the ``report`` template (``templates/report``): JupyterLab's look with its styles
+  inlined and none of the scripts it would fetch from a CDN (require.js, MathJax, mermaid,
+  widgets), and a Content-Security-Policy that forbids loading anything from anywhere;
+- sanitises every Markdown and HTML output with nbconvert's ``SanitizeHTML`` (bleach) as a second
+  line of defence behind :func:`crm_analytics.report.escape`: tags and attributes outside an
+  allow-list that keeps tables, their styles and embedded charts are escaped, scripts and event
+  handlers never survive;
+- checks the result with :func:`external_references` and refuses to publish a page that would
+  load anything from another host.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+from crm_analytics.errors import CrmAnalyticsError
+
+__all__ = ["export_html", "external_references", "live_markup", "TEMPLATES_DIR"]
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+
+#: what a report's outputs may contain after sanitising (pandas tables with their <style>, charts,
+#: headings and prose); everything else is shown as escaped text
+ALLOWED_TAGS = [
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del", "details", "div", "dl",
+    "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "small",
+    "span", "strong", "style", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u",
+    "ul",
+]
+ALLOWED_ATTRIBUTES = {
+    "*": ["class", "id", "title", "style", "align"],
+    "a": ["href", "title"],
+    "img": ["src", "alt", "width", "height"],
+    "td": ["colspan", "rowspan"],
+    "th": ["colspan", "rowspan", "scope"],
+    "style": ["type"],
+    "ol": ["start"],
+}
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    """bleach's attribute filter: the allow-list above; links only within the page, images only embedded."""
+    if name not in ALLOWED_ATTRIBUTES.get(tag, []) and name not in ALLOWED_ATTRIBUTES["*"]:
+        return False
+    if name == "href":
+        return value.startswith("#")
+    if name == "src":
+        return value.startswith(("data:image/png;", "data:image/jpeg;", "data:image/svg+xml;"))
+    return True
+
+
+def _exporter():
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
+    from traitlets.config import Config
+
+    config = Config()
+    config.TagRemovePreprocessor.remove_cell_tags = {"parameters", "injected-parameters", "remove-cell"}
+    config.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
+    config.TagRemovePreprocessor.enabled = True
+    config.SanitizeHTML.tags = ALLOWED_TAGS
+    config.SanitizeHTML.attributes = _allowed_attribute
+    config.SanitizeHTML.styles = _ALLOWED_CSS
+    config.SanitizeHTML.strip = False  # disallowed markup is shown escaped, not silently dropped
+    config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES_DIR)]
+    config.HTMLExporter.template_name = "report"
+    exporter = HTMLExporter(config=config)
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
+    exporter.register_preprocessor(_sanitizer(SanitizeHTML)(config=config), enabled=True)
+    return exporter
+
+
+def _sanitizer(base):
+    class Sanitize(base):
+        """nbconvert's ``SanitizeHTML`` that also drops outputs left with nothing to show (an output that
+        held only JavaScript), instead of warning about them."""
+
+        def sanitize_code_outputs(self, outputs):
+            outputs = super().sanitize_code_outputs(outputs)
+            return [o for o in outputs if o["output_type"] in ("stream", "error") or
+                    any(k != "metadata" for k in o.get("data", {}))]
+
+    return Sanitize
+
+
+_ALLOWED_CSS = [
+    "background", "background-color", "border", "border-bottom", "border-collapse", "border-left", "border-right",
+    "border-top", "color", "font-size", "font-style", "font-weight", "height", "margin", "max-width", "min-width",
+    "padding", "position", "text-align", "vertical-align", "white-space", "width", "display", "left", "top",
+    "z-index",
+]
+
+
+def export_html(nb_path: str | Path, html_path: str | Path) -> Path:
+    """Export the executed notebook *nb_path* to *html_path* (written atomically).
+
+    Raises
+    ------
+    CrmAnalyticsError
+        When the page would still load something from another host (then nothing is written).
+    """
+    import nbformat
+
+    nb = nbformat.read(str(nb_path), as_version=4)
+    body, _ = _exporter().from_notebook_node(nb)
+    problems = external_references(body)
+    if problems:
+        raise CrmAnalyticsError(f"{Path(html_path).name} would load {problems[0]!r} from another host; "
+                                "a report must be self-contained (the last good report is left in place)")
+    html_path = Path(html_path)
+    tmp = html_path.with_name(html_path.name + ".tmp")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(html_path)
+    return html_path
+
+
+_URL_ATTRS = {"src", "href", "data", "action", "formaction", "poster", "srcset", "xlink:href", "background"}
+_CSS_URL = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])\s*([^'")\s]+)""", re.IGNORECASE)
+
+
+def _is_external(url: str) -> bool:
+    u = url.strip().lower()
+    return bool(re.match(r"^(?:[a-z][a-z0-9+.-]*:)?//", u)) or (
+        ":" in u.split("/", 1)[0] and not u.startswith(("data:", "#", "mailto:")))
+
+
+class _Scan(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.external: list[str] = []
+        self.live: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "script":
+            self.live.append("<script" + "".join(f" {k}={v!r}" for k, v in attrs) + ">")
+        self._in_style = tag == "style"
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.live.append(f"<{tag} {name}=…>")
+            if value is None:
+                continue
+            if name in _URL_ATTRS and (_is_external(value) or value.strip().lower().startswith("javascript:")):
+                self.external.append(value)
+            if name == "style":
+                self.external.extend(u for u in _CSS_URL.findall(value) if _is_external(u))
+        if tag in ("iframe", "object", "embed", "base", "form"):
+            self.live.append(f"<{tag}>")
+
+    def handle_endtag(self, tag):
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.external.extend(u for u in _CSS_URL.findall(data) if _is_external(u))
+
+
+def _scan(page: str) -> _Scan:
+    scan = _Scan()
+    scan.feed(page)
+    scan.close()
+    return scan
+
+
+def external_references(page: str) -> list[str]:
+    """URLs of other hosts that *page* would load or link to (``src``/``href`` attributes,
+    CSS ``url()`` and ``@import``); an empty list for a self-contained page."""
+    return _scan(page).external
+
+
+def live_markup(page: str) -> list[str]:
+    """Markup in *page* that could run code: ``<script>`` elements, ``on…`` event handlers,
+    frames, objects, forms and ``<base>``. A published report has none."""
+    return _scan(page).live
