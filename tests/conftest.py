@@ -35,13 +35,19 @@ source:
 
 def copy_project(root: Path) -> Path:
     """A working copy of the project at *root* for a real `make` run: Makefile, pyproject, params,
-    notebooks and sources copied, the set-up virtualenv linked (``make test`` creates it once)."""
+    notebooks and sources copied. It uses the repo's virtualenv (``make test`` sets it up once) and can
+    never reinstall into it: its ``.venv`` is a folder of links with its own, fresh set-up stamp."""
+    root.mkdir(parents=True, exist_ok=True)
     for name in ["Makefile", "pyproject.toml"]:
         shutil.copy2(REPO / name, root / name)
     for name in ["params", "notebooks", "src"]:
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns(
             "*.FAILED.ipynb", ".ipynb_checkpoints", "__pycache__", "*.egg-info"))
-    (root / ".venv").symlink_to(REPO / ".venv")
+    (root / ".venv").mkdir()
+    for entry in (REPO / ".venv").iterdir():
+        if entry.name != ".installed":
+            (root / ".venv" / entry.name).symlink_to(entry)
+    (root / ".venv" / ".installed").touch()
     return root
 
 

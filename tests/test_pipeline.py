@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nbformat
 import pytest
@@ -11,15 +12,17 @@ from crm_analytics.errors import CrmAnalyticsError
 from crm_analytics.pipeline import configure, main, package_dependencies, run_notebook, write_if_changed
 
 
-def _probe_notebook(project):
+def _probe_notebook(project, *, switch: str = "fail: bool = False  # fail on purpose",
+                    last_cell: str = "if fail:\n    raise ValueError('planted failure')\nprint('secret code line')"):
+    """notebooks/02_probe.ipynb: a parameters cell (dataset, *switch*, value), a metrics cell, *last_cell*."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "crm-analytics", "display_name": "CRM Analytics", "language": "python"}
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Probe"),
-        nbformat.v4.new_code_cell('dataset: str = "ci"  # dataset\nfail: bool = False  # fail on purpose\nvalue: int = 1  # a number',
+        nbformat.v4.new_code_cell(f'dataset: str = "ci"  # dataset\n{switch}\nvalue: int = 1  # a number',
                                   metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell("from crm_analytics import report\nreport.write_metrics(dataset, '02_probe', {'value': value})"),
-        nbformat.v4.new_code_cell("if fail:\n    raise ValueError('planted failure')\nprint('secret code line')"),
+        nbformat.v4.new_code_cell(last_cell),
     ]
     nbformat.write(nb, project / "notebooks" / "02_probe.ipynb")
 
@@ -174,3 +177,85 @@ def test_report_styled_formats_numbers_and_p_values_and_leaves_text():
         assert text in html, text
     assert "12361283.63" not in html and "3.2e-12" not in html
     assert "1,234" in styled(pd.Series([1234.4], name="n")).to_html()
+
+
+# ---------------------------------------------------------------------------- a package error reads as one message
+
+
+def _probe_data_error_notebook(project):
+    _probe_notebook(project, switch='fail_with: str = ""  # data or bug', last_cell=(
+        "from crm_analytics.errors import DataContractError\n"
+        "if fail_with == 'data':\n"
+        "    raise DataContractError(\"orders.csv: column 'quantity': no value is a number (e.g. 'x' on line 2); \"\n"
+        "                            'fix the export or map another column')\n"
+        "if fail_with == 'bug':\n"
+        "    {}['missing']\n"
+        "print('secret code line')"))
+
+
+@pytest.mark.slow
+def test_a_package_error_is_one_plain_message_and_the_last_good_report_stays_byte_identical(project, capsys):
+    _probe_data_error_notebook(project)
+    _params(project, value=1)
+    configure("probe")
+    assert main(["run", "probe", "02_probe"]) == 0
+    assert main(["index", "probe"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^published reports/probe/02_probe\.html \(\d+ s\)$", out, re.MULTILINE), out
+    reports = project / "reports" / "probe"
+    kept = ["02_probe.html", "02_probe.ipynb", "metrics/02_probe.json", "status/02_probe.json", "index.html"]
+    before = {name: (reports / name).read_bytes() for name in kept}
+
+    _params(project, fail_with="data", value=2)
+    configure("probe")
+    assert main(["run", "probe", "02_probe"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        ("error: 02_probe on dataset 'probe': orders.csv: column 'quantity': no value is a number (e.g. 'x' on line 2); "
+         "fix the export or map another column"),
+        ("  (DataContractError in cell 4 of notebooks/02_probe.ipynb) the executed notebook is kept at "
+         "reports/probe/02_probe.FAILED.ipynb; the last good report is left in place; kernel messages are in "
+         "build/probe/logs/02_probe.kernel.log"),
+    ]
+    assert {name: (reports / name).read_bytes() for name in kept} == before  # byte-identical
+    assert (reports / "02_probe.FAILED.ipynb").exists()
+    failed = json.loads((project / "build" / "probe" / "logs" / "02_probe.failed.json").read_text())
+    assert failed["status"] == "failed" and "DataContractError" in failed["detail"]
+
+    _params(project, fail_with="bug", value=3)  # an unexpected error keeps the cell description
+    configure("probe")
+    assert main(["run", "probe", "02_probe"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: notebook 02_probe failed on dataset 'probe' in cell 4 (code cell 3: "
+                          "`from crm_analytics.errors import DataContractError`): KeyError: 'missing'\n")
+    assert {name: (reports / name).read_bytes() for name in kept} == before
+
+    _params(project, value=4)
+    configure("probe")
+    assert main(["run", "probe", "02_probe"]) == 0
+    assert not (project / "build" / "probe" / "logs" / "02_probe.failed.json").exists()
+    assert not (reports / "02_probe.FAILED.ipynb").exists()
+
+
+# ---------------------------------------------------------------------------- make lab
+
+
+def test_make_lab_builds_the_ci_reports_before_starting_jupyter(tmp_path):
+    """The notebooks' defaults read dataset `ci`: `make lab` builds it first, so Run All works at once."""
+    import os
+    import subprocess
+
+    from conftest import copy_project
+
+    root = copy_project(tmp_path / "p")
+    env = {**os.environ, "CRM_ANALYTICS_ROOT": str(root), "CRM_ANALYTICS_SECRET": "lab-secret"}
+    run = subprocess.run(["make", "--no-print-directory", "-n", "lab", "DATASET=demo", "JUPYTER=jupyter-stub"],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert "pip install" not in run.stdout  # set up once, not again
+    jupyter = lines.index("jupyter-stub lab --notebook-dir=notebooks")
+    ci_steps = [i for i, ln in enumerate(lines) if "crm_analytics.pipeline run ci " in ln or
+                "crm_analytics.pipeline index ci" in ln or "crm_analytics.sources build ci" in ln]
+    assert len(ci_steps) >= 3 and max(ci_steps) < jupyter, run.stdout
+    assert "demo" not in run.stdout.replace("DATASET=demo", "")

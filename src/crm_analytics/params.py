@@ -13,7 +13,10 @@ A params file names the dataset's source and sets every knob of its notebooks::
 
 Keys other than the reserved ``description``, ``source`` and ``notebooks`` must be
 declared in the parameters cell of at least one of the dataset's notebooks, and a
-value must have the type that cell declares. One name has one meaning across notebooks.
+value must have the type that cell declares and obey the key's rule in
+:data:`crm_analytics.params_rules.RULES` (allowed words, dates, formats, ranges, feature
+names). One name has one meaning across notebooks. All of this is checked by
+``python -m crm_analytics.pipeline configure DATASET`` before any notebook starts.
 
 In the folder form, ``params/<dataset>/dataset.yaml`` holds the reserved and shared
 keys and ``params/<dataset>/<notebook>.yaml`` the keys of one notebook.
@@ -21,8 +24,9 @@ keys and ``params/<dataset>/<notebook>.yaml`` the keys of one notebook.
 
 from __future__ import annotations
 
+import ast
+import datetime
 import difflib
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,8 @@ __all__ = [
     "pipeline_notebooks",
     "resolve_notebook_params",
     "check_type",
+    "check_value",
+    "check_relations",
 ]
 
 RESERVED_KEYS = ("description", "source", "notebooks")
@@ -136,23 +142,58 @@ def _suggest(key: str, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-#: Keys whose values need more than a type check, checked before any notebook starts: key ->
-#: "module:function" raising ParamsError. Named, not imported, so that this module (which every
-#: notebook uses) does not make every notebook depend on the checking module; an empty value
-#: means the notebook's default and is not checked.
-VALUE_CHECKS = {"segment_map": "crm_analytics.segmentation:validate_segment_map"}
-
-
-def _check_value(key: str, value: Any, where: Path) -> None:
-    target = VALUE_CHECKS.get(key)
-    if target is None or not value:
-        return
-    module, function = target.split(":")
-    check = getattr(importlib.import_module(module), function)
+def _shown(path: Path) -> str:
+    """*path* as messages show it: relative to the project root when inside it."""
     try:
-        check(value)
-    except ParamsError as exc:
-        raise ParamsError(f"{where}: key {key!r}: {exc}") from None
+        return str(Path(path).resolve().relative_to(paths.project_root()))
+    except ValueError:
+        return str(path)
+
+
+def _literal_defaults(defaults: dict[str, str]) -> dict[str, Any]:
+    """A parameters cell's defaults (source text, as papermill reports them) as values, where literal."""
+    out = {}
+    for key, text in defaults.items():
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            pass
+    return out
+
+
+def check_value(key: str, value: Any, where: str) -> None:
+    """Check *value* of parameter *key* against its rule in :data:`crm_analytics.params_rules.RULES`.
+
+    A key without a rule is not checked here (a test requires every notebook parameter to have one).
+
+    Raises
+    ------
+    ParamsError
+        ``"<where>: key 'time_unit' must be one of ['day', 'month', 'week'], got 'weak' (did you mean 'week'?)"``
+    """
+    from crm_analytics.params_rules import RULES
+
+    rule = RULES.get(key)
+    problem = rule.problem(value) if rule is not None else None
+    if problem:
+        raise ParamsError(f"{where}: key {key!r}{'' if problem.startswith(':') else ' '}{problem}")
+
+
+def check_relations(values: dict[str, Any], defaults: dict[str, Any], where: str, notebook: str) -> None:
+    """Check the rules between two parameters (:data:`crm_analytics.params_rules.RELATIONS`) on one
+    notebook's *values*, its *defaults* filling in what the params file leaves out."""
+    from crm_analytics.params_rules import RELATIONS
+
+    for rel in RELATIONS:
+        if rel.first not in defaults or rel.second not in defaults:
+            continue
+        if rel.first not in values and rel.second not in values:
+            continue  # the notebook's own defaults (tests hold those)
+        a, b = (values.get(k, defaults[k]) for k in (rel.first, rel.second))
+        if not rel.holds(a, b):
+            given = [f"{k} = {v!r}" + ("" if k in values else f" (the default of {notebook})")
+                     for k, v in ((rel.first, a), (rel.second, b))]
+            raise ParamsError(f"{where}: keys {rel.first!r} and {rel.second!r}: {rel.text}, got {' and '.join(given)}")
 
 
 def resolve_notebook_params(dataset: str) -> dict[str, Any]:
@@ -161,17 +202,18 @@ def resolve_notebook_params(dataset: str) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"source": {...}, "notebooks": [...], "per_notebook": {notebook: {key: value}}}``;
-        every notebook's dict starts with ``dataset``.
+        ``{"source": {...}, "notebooks": [...], "per_notebook": {notebook: {key: value}}, "file": ...}``;
+        every notebook's dict starts with ``dataset``; ``file`` is the params file as messages show it.
 
     Raises
     ------
     ParamsError
-        Naming the file, the key and the allowed keys, for an unknown key, a value of the
-        wrong type, an unknown notebook or a missing source.
+        Naming the file, the key and the allowed keys or values, for an unknown key, a value of
+        the wrong type or against its rule (:mod:`crm_analytics.params_rules`), an unknown
+        notebook or a missing source.
     """
     loaded = load_params(dataset)
-    file, shared = loaded["file"], loaded["shared"]
+    file, shared = _shown(loaded["file"]), loaded["shared"]
     available = pipeline_notebooks()
     notebooks = shared.get("notebooks", available)
     if not isinstance(notebooks, list) or not all(isinstance(n, str) for n in notebooks):
@@ -187,7 +229,7 @@ def resolve_notebook_params(dataset: str) -> dict[str, Any]:
     declared = {nb: notebook_parameters(nb) for nb in notebooks}
     allowed = sorted({k for d in declared.values() for k in d if k != "dataset"})
 
-    def check(key: str, value: Any, where: Path, owners: list[str]) -> None:
+    def check(key: str, value: Any, where: str, owners: list[str]) -> None:
         if not owners:
             raise ParamsError(
                 f"{where}: unknown key {key!r}{_suggest(key, allowed + list(RESERVED_KEYS))}; "
@@ -196,11 +238,14 @@ def resolve_notebook_params(dataset: str) -> dict[str, Any]:
         for nb in owners:
             want = declared[nb][key]["type"]
             if not check_type(value, want):
+                hint = ""
+                if want == "str" and isinstance(value, (datetime.date, datetime.datetime)):
+                    hint = f"; quote dates in YAML: {key}: \"{value}\""
                 raise ParamsError(
                     f"{where}: key {key!r} must be {want} (as declared in notebooks/{nb}.ipynb), "
-                    f"got {type(value).__name__} {value!r}"
+                    f"got {type(value).__name__} {value!r}{hint}"
                 )
-        _check_value(key, value, where)
+        check_value(key, value, where)
 
     per_notebook: dict[str, dict[str, Any]] = {nb: {"dataset": dataset} for nb in notebooks}
     for key, value in shared.items():
@@ -212,7 +257,8 @@ def resolve_notebook_params(dataset: str) -> dict[str, Any]:
         check(key, value, file, owners)
         for nb in owners:
             per_notebook[nb][key] = value
-    for nb, (values, where) in loaded["per_notebook"].items():
+    for nb, (values, path) in loaded["per_notebook"].items():
+        where = _shown(path)
         if nb not in notebooks:
             raise ParamsError(f"{where}: {nb!r} is not a notebook of dataset {dataset!r}; "
                               f"notebooks are {notebooks}")
@@ -223,6 +269,10 @@ def resolve_notebook_params(dataset: str) -> dict[str, Any]:
                                   f"allowed keys of {nb} are {nb_allowed}")
             check(key, value, where, [nb])
             per_notebook[nb][key] = value
+    for nb in notebooks:
+        where = _shown(loaded["per_notebook"][nb][1]) if nb in loaded["per_notebook"] else file
+        defaults = {k: info["default"] for k, info in declared[nb].items()}
+        check_relations(per_notebook[nb], _literal_defaults(defaults), where, nb)
     return {
         "source": source,
         "notebooks": notebooks,

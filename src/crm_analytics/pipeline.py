@@ -1,14 +1,20 @@
 """The pipeline runner behind the Makefile.
 
 ``python -m crm_analytics.pipeline configure DATASET``
-    validate ``params/DATASET.yaml`` against the notebooks' parameters cells and write
+    validate ``params/DATASET.yaml`` against the notebooks' parameters cells (types and the
+    value rules of :mod:`crm_analytics.params_rules`) and the input files it names, and write
     ``build/DATASET/params/<notebook>.yaml``, ``build/DATASET/source.yaml`` and
     ``build/DATASET/dataset.mk`` (only files whose content changed are rewritten, so make
     reruns exactly the notebooks whose inputs changed).
 ``python -m crm_analytics.pipeline run DATASET NOTEBOOK``
     execute one notebook with papermill, then publish it: the executed notebook, its HTML
-    with the code hidden, its metrics and its status. A failed run publishes nothing; it
-    keeps the executed notebook as ``NOTEBOOK.FAILED.ipynb`` and names the failing cell.
+    with the code hidden, its metrics and its status. A failed run publishes nothing (the last
+    good report, metrics, status and index stay byte-identical); it keeps the executed notebook
+    as ``NOTEBOOK.FAILED.ipynb``, records the failure in ``build/DATASET/logs/NOTEBOOK.failed.json``
+    and says why: the package's own message when one of its errors stopped the notebook (a
+    data problem, say), else the failing cell and its error. On a terminal a progress bar shows
+    the cells as they run (``CRM_ANALYTICS_PROGRESS=always`` or ``never`` overrides); the
+    kernel's own messages go to ``build/DATASET/logs/NOTEBOOK.kernel.log``.
     A second run of the same notebook on the same dataset while one is going (a nightly job
     meeting a manual ``make reports``) stops at once with a message and touches nothing.
 ``python -m crm_analytics.pipeline index DATASET``
@@ -196,14 +202,16 @@ def _stderr_to(log: Path):
 
     The kernel writes start-up and shut-down chatter there (transport warnings, an interrupt at
     shutdown while worker threads wind down) that would otherwise fill every nightly log.
+    Yields a text stream on the original stderr (a terminal, say), for the progress bar; the
+    kernel does not inherit it.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     sys.stderr.flush()
     saved = os.dup(2)
     try:
-        with open(log, "wb") as f:
+        with open(log, "wb") as f, os.fdopen(os.dup(saved), "w", encoding="utf-8", errors="replace") as real:
             os.dup2(f.fileno(), 2)
-            yield log
+            yield real
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
@@ -211,26 +219,82 @@ def _stderr_to(log: Path):
 
 
 def _export_html(nb_path: Path, html_path: Path) -> None:
-    """Export an executed notebook to HTML with code, prompts and parameter cells hidden."""
-    import nbformat
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
-    from traitlets.config import Config
+    """Export an executed notebook to self-contained, sanitised HTML with the code hidden
+    (:func:`crm_analytics.publish.export_html`)."""
+    from crm_analytics.publish import export_html
 
-    config = Config()
-    config.TagRemovePreprocessor.remove_cell_tags = {"parameters", "injected-parameters", "remove-cell"}
-    config.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
-    config.TagRemovePreprocessor.enabled = True
-    exporter = HTMLExporter(config=config)
-    exporter.exclude_input = True
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
-    exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
-    nb = nbformat.read(nb_path, as_version=4)
-    body, _ = exporter.from_notebook_node(nb)
-    tmp = html_path.with_name(html_path.name + ".tmp")
-    tmp.write_text(body, encoding="utf-8")
-    tmp.replace(html_path)
+    export_html(nb_path, html_path)
+
+
+#: ``always`` (or 1) shows the per-cell progress bar even when stderr is not a terminal, ``never`` (or 0)
+#: hides it in a terminal; unset, it shows exactly when stderr is a terminal.
+PROGRESS_ENV = "CRM_ANALYTICS_PROGRESS"
+
+
+def _progress_wanted() -> bool:
+    """Whether to draw a per-cell progress bar: on a terminal, or as :data:`PROGRESS_ENV` says."""
+    forced = os.environ.get(PROGRESS_ENV, "").strip().lower()
+    if forced in ("always", "1", "yes", "true"):
+        return True
+    if forced in ("never", "0", "no", "false"):
+        return False
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
+
+
+def _package_errors() -> set[str]:
+    """Names of this package's error classes (:class:`CrmAnalyticsError` and its subclasses)."""
+    from crm_analytics import errors
+
+    names, todo = set(), [errors.CrmAnalyticsError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names | {n for n in getattr(errors, "__all__", []) if n.endswith("Error")}
+
+
+def _package_error(nb_path: Path) -> tuple[int, str, str] | None:
+    """``(cell number, error name, message)`` when the executed notebook stopped on one of this
+    package's own errors (whose message says what is wrong and how to fix it), else ``None``."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+    except Exception:  # noqa: BLE001 - the notebook may be half-written
+        return None
+    added_by_papermill = {"injected-parameters", "papermill-error-cell-tag"}
+    cells = [c for c in nb.cells if not added_by_papermill & set(c.get("metadata", {}).get("tags", []))]
+    for index, cell in enumerate(cells):  # numbered as in the source notebook
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "error":
+                if out.get("ename") in _package_errors() and out.get("evalue"):
+                    return index + 1, out["ename"], out["evalue"]
+                return None
+    return None
+
+
+def _check_inputs(dataset: str) -> None:
+    """Stop when an input file the dataset's source names does not exist, naming the key and the path
+    (make would otherwise say only "No rule to make target")."""
+    from crm_analytics import sources
+
+    resolved = resolve_notebook_params(dataset)
+    source = sources.validate_source(dataset, resolved["source"], resolved["file"])
+    if source["kind"] == "files":
+        given = [(f"source.tables.{name}.path", t["path"]) for name, t in source["tables"].items()]
+    else:
+        given = [("source.path", source["path"])] if "path" in source else []
+    for key, value in given:
+        path = sources.resolve_path(value)
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            shown = f"{value!r} ({path})" if str(path) != value else repr(value)
+            raise CrmAnalyticsError(f"{resolved['file']}: key {key!r}: input file {shown} {what}; "
+                                    f"set {key} to the export's path (absolute, relative to the project, "
+                                    "or external:<path below ../shared/external>)")
 
 
 def run_notebook(dataset: str, notebook: str) -> Path:
@@ -265,45 +329,59 @@ def _run_notebook(dataset: str, notebook: str) -> Path:
     os.environ["CRM_ANALYTICS_STAGING"] = str(staging / "metrics")
     started = time.monotonic()
     kernel_log = paths.build_dir(dataset) / "logs" / f"{notebook}.kernel.log"
+    failure_record = kernel_log.with_name(f"{notebook}.failed.json")
+    show_progress = _progress_wanted()  # asked before stderr goes to the log
     try:
-        with _stderr_to(kernel_log):
+        with _stderr_to(kernel_log) as real_stderr:
             papermill.execute_notebook(
                 str(source_nb),
                 str(executed),
                 parameters=parameters,
                 kernel_name=KERNEL_NAME,
                 cwd=str(paths.notebooks_dir()),
-                progress_bar=False,
+                progress_bar={"file": real_stderr, "desc": notebook, "unit": "cell"} if show_progress else False,
                 log_output=False,
             )
     except PapermillExecutionError:
+        # the last good report, metrics, status and index stay as they are; the failure is
+        # recorded beside the kernel log and in the kept notebook
         failed = reports / f"{notebook}.FAILED.ipynb"
         reports.mkdir(parents=True, exist_ok=True)
         if executed.exists():
             shutil.move(executed, failed)
         where = _failed_cell(failed)
-        _write_status(reports, notebook, "failed", time.monotonic() - started, where)
-        raise CrmAnalyticsError(
-            f"notebook {notebook} failed on dataset {dataset!r} in {where}\n"
-            f"  the executed notebook is kept at {failed.relative_to(paths.project_root())}; "
-            f"the last good report is left in place; kernel messages are in "
-            f"{kernel_log.relative_to(paths.project_root())}"
-        ) from None
+        own = _package_error(failed)
+        record = {"notebook": notebook, "status": "failed", "seconds": round(time.monotonic() - started, 1),
+                  "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "detail": where}
+        write_if_changed(failure_record, json.dumps(record, indent=2) + "\n")
+        root = paths.project_root()
+        kept = (f"the executed notebook is kept at {failed.relative_to(root)}; the last good report is left "
+                f"in place; kernel messages are in {kernel_log.relative_to(root)}")
+        if own is not None:  # the package's own message says what is wrong and how to fix it
+            cell_no, ename, evalue = own
+            raise CrmAnalyticsError(f"{notebook} on dataset {dataset!r}: {evalue}\n"
+                                    f"  ({ename} in cell {cell_no} of notebooks/{notebook}.ipynb) {kept}") from None
+        raise CrmAnalyticsError(f"notebook {notebook} failed on dataset {dataset!r} in {where}\n  {kept}") from None
     finally:
         if env_before is None:
             os.environ.pop("CRM_ANALYTICS_STAGING", None)
         else:
             os.environ["CRM_ANALYTICS_STAGING"] = env_before
     seconds = time.monotonic() - started
-    # publish: metrics, executed notebook, HTML, status
+    # the HTML first, in staging: a page that cannot be published (it would load from another host)
+    # leaves every published file as it was
+    staged_html = staging / f"{notebook}.html"
+    _export_html(executed, staged_html)
+    # publish: metrics, HTML, executed notebook, status
     metrics = reports / "metrics"
     metrics.mkdir(parents=True, exist_ok=True)
     for f in (staging / "metrics").glob("*.json"):
         f.replace(metrics / f.name)
     html = reports / f"{notebook}.html"
-    _export_html(executed, html)
+    staged_html.replace(html)
     executed.replace(reports / f"{notebook}.ipynb")
     (reports / f"{notebook}.FAILED.ipynb").unlink(missing_ok=True)
+    failure_record.unlink(missing_ok=True)
     _write_status(reports, notebook, "ok", seconds, "")
     shutil.rmtree(staging, ignore_errors=True)
     return html
@@ -338,10 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "configure":
+            _check_inputs(args.dataset)
             configure(args.dataset)
         elif args.command == "run":
+            started = time.monotonic()
             html = run_notebook(args.dataset, args.notebook)
-            print(f"published {html.relative_to(paths.project_root())}")
+            print(f"published {html.relative_to(paths.project_root())} ({time.monotonic() - started:.0f} s)")
         elif args.command == "index":
             from crm_analytics.index import write_index
 
