@@ -37,6 +37,12 @@ def test_every_row_ends_in_exactly_one_place(rows, dup_idx):
         with pytest.raises(DataContractError, match="no value parses as a date"):
             clean_table("orders", raw)  # a column with no parseable value stops the run
         return
+    totals = raw["order_total"].dropna().str.strip()
+    totals = totals[totals != ""]
+    if len(totals) and (totals == "abc").all():
+        with pytest.raises(DataContractError, match="column 'order_total': no value is a number"):
+            clean_table("orders", raw)  # so does a required number column without a single number
+        return
     kept, rejects, c = clean_table("orders", raw)
     assert c["rows_in"] == len(raw) == c["rows_kept"] + c["rows_rejected"] + c["rows_duplicate"]
     assert len(kept) == c["rows_kept"] and len(rejects) == c["rows_rejected"] + c["rows_duplicate"]

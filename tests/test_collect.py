@@ -28,7 +28,8 @@ def _write_shop(root):
               "1001;M1;03.01.2024 10:15;Ödendi;149,90\n"
               "1002;M2;04.01.2024 11:00;İade;89,50\n"
               "1002;M2;04.01.2024 11:00;İade;89,50\n"         # exact duplicate
-              "1003;M1;05.02.2024 09:30;İptal;20,00\n"
+              "1003;M1;15.02.2024 09:30;İptal;20,00\n"         # a day above 12: day first
+              
               "1004;;06.02.2024 12:00;Ödendi;35,00\n"          # guest
               "TEST-1;M1;06.02.2024 12:00;Ödendi;1,00\n"       # test order
               "1005;M3;yarın;Ödendi;10,00\n")                 # unparseable date
@@ -49,6 +50,10 @@ def test_a_users_export_through_the_generic_adapter(project):
     assert (o["rows_in"], o["rows_kept"], o["rows_duplicate"]) == (7, 4, 1)
     assert o["rejects_by_reason"] == {"test_order": 1, "unparseable_order_ts": 1}
     assert o["timestamp_formats"]["order_ts"] == "%d.%m.%Y %H:%M"
+    assert "day first: 1 values have a day above 12" in o["timestamp_evidence"]["order_ts"]
+    inputs = {i["file"]: i for i in c.result.notes["inputs"]}
+    assert inputs["siparisler.csv"]["encoding"] == "cp1254" and inputs["siparisler.csv"]["delimiter"] == ";"
+    assert inputs["siparisler.csv"]["decimal"] == "," and inputs["siparisler.csv"]["date_order"] == "day first"
     orders = c.result.tables["orders"].set_index("order_id")
     assert orders.loc["1001", "order_total"] == pytest.approx(149.90)
     assert orders.loc["1002", "status"] == "returned" and orders.loc["1003", "status"] == "cancelled"

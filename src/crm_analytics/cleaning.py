@@ -8,7 +8,6 @@ table ``rows_in == rows_kept + rows_rejected + rows_duplicate``.
 from __future__ import annotations
 
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import pandas as pd
 
 from crm_analytics import paths
 from crm_analytics.contracts import TABLES, Column, Table
+from crm_analytics.dates import TimestampFormat, parse_timestamps
 from crm_analytics.errors import DataContractError
 from crm_analytics.privacy import pseudonymise_table
 from crm_analytics.tables import ParquetTable, isin
@@ -31,7 +31,6 @@ BLANK_TOKENS = ("", "nan", "NaN", "None", "null", "NULL", "N/A", "NA")
 TEST_ORDER_PATTERN = r"^TEST"
 _TRUE = {"true", "1", "yes", "y", "evet", "t"}
 _FALSE = {"false", "0", "no", "n", "hayır", "hayir", "f"}
-_TS_FORMATS = ["ISO8601", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%m/%d/%Y %H:%M", "%m/%d/%Y"]
 
 
 @dataclass
@@ -52,70 +51,6 @@ def _is_blank(s: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
         return s.isna()  # the text of a number or a time is never a blank token (NaN/NaT are nulls)
     return s.isna() | s.astype("string").str.strip().isin(BLANK_TOKENS)
-
-
-def parse_timestamps(values: pd.Series, *, fmt: str | None = None, counts: pd.Series | np.ndarray | None = None,
-                     preparsed: int = 0) -> tuple[pd.Series, str]:
-    """Parse text timestamps to UTC microseconds; return the parsed series and the format used.
-
-    Tries ISO 8601 first, then ``dd.mm.yyyy``, ``mm/dd/yyyy hh:mm`` and Excel serial numbers,
-    keeping the one that parses most values (or *fmt* when given). Unparseable values are NaT.
-
-    Parameters
-    ----------
-    values
-        The text (or datetime) values of one column.
-    fmt
-        The strftime format of the column, or ``None`` to detect it.
-    counts
-        When *values* are the distinct values of a larger column: how many rows each stands for
-        (the format is chosen by rows, as if the whole column were given).
-    preparsed
-        Rows of the same column, not in *values*, already known to be plain ISO 8601 text
-        (``YYYY-MM-DDTHH:MM:SS[Z]``, parsed elsewhere): they count for the ISO 8601 format only.
-    """
-    if pd.api.types.is_datetime64_any_dtype(values):
-        out = pd.to_datetime(values, utc=True)
-        return out.astype("datetime64[us, UTC]"), "datetime"
-    text = values.astype("string").str.strip()
-    weight = np.ones(len(text), dtype="int64") if counts is None else np.asarray(counts, dtype="int64")
-
-    def rows(mask: pd.Series) -> int:
-        return int(weight[mask.to_numpy(dtype=bool, na_value=False)].sum())
-
-    candidates = [fmt] if fmt else _TS_FORMATS
-    if preparsed and "ISO8601" not in candidates:
-        raise ValueError(f"preparsed ISO 8601 rows given, but the only format allowed is {fmt!r}")
-    n_text = rows(text.notna()) + preparsed
-    best, best_fmt, best_n = None, candidates[0], -1
-    for f in candidates:
-        parsed = _parse_format(text, f)
-        n = rows(parsed.notna()) + (preparsed if f == "ISO8601" else 0)
-        if n > best_n:
-            best, best_fmt, best_n = parsed, f, n
-        if n == n_text:
-            break
-    if not fmt and best_n < n_text * 0.5:
-        num = pd.to_numeric(text, errors="coerce")
-        serial = (pd.Timestamp("1899-12-30", tz="UTC") + pd.to_timedelta(num, unit="D")).where(num.between(1, 80000))
-        if rows(serial.notna()) > best_n:
-            best, best_fmt = serial, "excel_serial"
-    return best.astype("datetime64[us, UTC]"), best_fmt
-
-
-def _parse_format(text: pd.Series, fmt: str) -> pd.Series:
-    """``pd.to_datetime(text, format=fmt)``; for the dotted and slashed formats tried after ISO 8601, values
-    that lack one of the format's ``.``, ``/`` or ``:`` are skipped: they cannot match it, and most values
-    of a column are in another format."""
-    if fmt == "ISO8601" or fmt not in _TS_FORMATS:
-        return pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
-    possible = text.notna()
-    for char in set(re.sub(r"%.", "", fmt)) - {" "}:
-        possible &= text.str.contains(char, regex=False).fillna(False).astype(bool)
-    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
-    if possible.any():
-        out[possible] = pd.to_datetime(text[possible], format=fmt, utc=True, errors="coerce").astype("datetime64[us, UTC]")
-    return out
 
 
 def _parse_bool(s: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -149,8 +84,8 @@ def absent_column_error(file: str, table: str, column: str, columns: list[str]) 
 
 
 def clean_column(c: Column, s: pd.Series, *, ts_format: str | None = None, file: str = "", lines: pd.Series | None = None,
-                 counts: pd.Series | np.ndarray | None = None,
-                 preparsed: int = 0) -> tuple[pd.Series, list[tuple[pd.Series, str]], str | None]:
+                 counts: pd.Series | np.ndarray | None = None, preparsed: int = 0, preparsed_format: str = "ISO8601",
+                 evidence=None) -> tuple[pd.Series, list[tuple[pd.Series, str]], TimestampFormat | None]:
     """Clean one column by its contract type (the per-column rules of :func:`clean_table`).
 
     Parameters
@@ -163,21 +98,22 @@ def clean_column(c: Column, s: pd.Series, *, ts_format: str | None = None, file:
         The timestamp format (``None``: detect) and the input file named in errors.
     lines
         The source lines of *s*, named in errors.
-    counts, preparsed
+    counts, preparsed, preparsed_format, evidence
         When *s* holds the distinct values of a larger column: rows per value and, for timestamps, rows
-        parsed elsewhere as plain ISO 8601 (see :func:`parse_timestamps`); the timestamp format is then
-        chosen by rows. :mod:`crm_analytics.events_sql` cleans the rare values outside its SQL rules so.
+        parsed elsewhere in *preparsed_format* and the date order evidence of the whole column (see
+        :func:`crm_analytics.dates.parse_timestamps`); the timestamp format is then chosen by rows.
+        :mod:`crm_analytics.events_sql` cleans the rare values outside its SQL rules so.
 
     Returns
     -------
     values, reasons, format
         The clean values; ``(mask, reason)`` pairs in the order they apply (the first one that applies
-        to a row wins); the timestamp format used (``None`` for other types).
+        to a row wins); the timestamp format used and how it was decided (``None`` for other types).
 
     Raises
     ------
     DataContractError
-        A required timestamp column has no parseable value at all.
+        A required timestamp column has no parseable value at all, or its day/month order is not proven.
     """
     blank = _is_blank(s)
     reasons: list[tuple[pd.Series, str]] = []
@@ -185,18 +121,20 @@ def clean_column(c: Column, s: pd.Series, *, ts_format: str | None = None, file:
     if c.type == "id":
         v = s.astype("string").str.strip().str.replace(r"\.0$", "", regex=True).mask(blank)
     elif c.type in ("ts", "date"):
-        v, fmt = parse_timestamps(s.mask(blank), fmt=ts_format, counts=counts, preparsed=preparsed)
+        v, fmt = parse_timestamps(s.mask(blank), fmt=ts_format, counts=counts, preparsed=preparsed,
+                                  preparsed_format=preparsed_format, evidence=evidence, file=file, column=c.name)
         reasons.append((~blank & v.isna(), f"unparseable_{c.name}"))
         if c.type == "date":
             v = v.dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
         weight = np.ones(len(s), dtype="int64") if counts is None else np.asarray(counts, dtype="int64")
-        iso_rows = preparsed if fmt == "ISO8601" else 0
+        iso_rows = preparsed if fmt.fmt == preparsed_format else 0
         parsed_rows = int(weight[v.notna().to_numpy()].sum()) + iso_rows
         if (preparsed or not blank.all()) and parsed_rows == 0 and c.required:
             example = s[~blank].iloc[0]
             where = f" on line {lines[~blank].iloc[0]}" if lines is not None else ""
+            hint = f"date_format {ts_format!r} does not fit; fix" if ts_format else "set"
             raise DataContractError(f"{file}: column {c.name!r}: no value parses as a date "
-                                    f"(e.g. {example!r}{where}); set params.date_format")
+                                    f"(e.g. {example!r}{where}); {hint} params.date_format (in params/<dataset>.yaml)")
     elif c.type in ("float", "int"):
         num = s if pd.api.types.is_numeric_dtype(s) else pd.to_numeric(
             s.astype("string").str.strip().str.replace(",", ".", regex=False), errors="coerce")
@@ -244,20 +182,33 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
     rows_in = len(df)
     reason = pd.Series(pd.NA, index=df.index, dtype="string")
 
-    def reject(mask: pd.Series, why: str) -> None:
-        reason[mask & reason.isna()] = why
+    def reject(mask: pd.Series, why: str | pd.Series) -> None:
+        hit = mask & reason.isna()
+        reason[hit] = why if isinstance(why, str) else why[hit]
+
+    source_reject = df.pop("_reject") if "_reject" in df else None  # repeated headers, a cut last line
+    if source_reject is not None:
+        reject(source_reject.notna(), source_reject)
 
     # exact duplicates: same content (line numbers aside)
     content = [c for c in df.columns if not c.startswith("_source") and not (name == "order_lines" and c == "line_no")]
     dup = df.duplicated(subset=content, keep="first")
+    if source_reject is not None:
+        dup &= source_reject.isna()
     out = pd.DataFrame(index=df.index)
     formats: dict[str, str] = {}
+    evidence: dict[str, str] = {}
+    usable = reason.isna()
     for c in spec.columns:
-        v, reasons, fmt = clean_column(c, df[c.name], ts_format=ts_format, file=file, lines=df["_source_line"])
+        v, reasons, fmt = clean_column(c, df[c.name].where(usable), ts_format=ts_format, file=file,
+                                       lines=df["_source_line"])
         for mask, why in reasons:
             reject(mask, why)
         if fmt is not None:
-            formats[c.name] = fmt
+            formats[c.name], evidence[c.name] = fmt.fmt, fmt.how
+        if c.required and c.type in ("float", "int"):
+            _stop_if_nothing_parses(c, df[c.name], reasons, usable, file=file, table=name,
+                                    lines=df["_source_line"], source_name=raw.attrs.get("source_columns", {}).get(c.name))
         out[c.name] = v
     relabelled: dict[str, int] = {}
     extra = [c for c in df.columns if c.startswith("attr_")]
@@ -294,7 +245,7 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
     reject(key_dup, "duplicate_key")
     keep = ~dup & reason.isna()
     kept = out[keep].reset_index(drop=True)
-    bad = df[(~keep & ~dup) | dup].copy()
+    bad = df[(~keep & ~dup) | dup].drop(columns=["_ts"], errors="ignore")
     bad_reason = reason[(~keep & ~dup) | dup].fillna("duplicate")
     rejects = rejects_frame(bad, bad_reason)
     by_reason = bad_reason[bad_reason != "duplicate"].value_counts().sort_index()
@@ -305,11 +256,32 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
         "rows_duplicate": int(dup.sum()),
         "rejects_by_reason": {str(k): int(v) for k, v in by_reason.items()},
         "timestamp_formats": formats,
+        "timestamp_evidence": evidence,
     }
     if relabelled:
         counts["labels_canonicalised"] = relabelled
     assert counts["rows_in"] == counts["rows_kept"] + counts["rows_rejected"] + counts["rows_duplicate"]
     return kept, rejects.reset_index(drop=True), counts
+
+
+def _stop_if_nothing_parses(c: Column, raw: pd.Series, reasons: list[tuple[pd.Series, str]], usable: pd.Series, *,
+                            file: str, table: str, lines: pd.Series, source_name: str | None) -> None:
+    """Raise when a required column holds values but none of them is usable (a Quantity column without
+    a single number): the export or its mapping is wrong, and every row would be rejected."""
+    own = [mask for mask, why in reasons if why.startswith("non_numeric_")]
+    if not own:
+        return
+    bad = own[0].fillna(False).astype(bool) & usable
+    filled = usable & ~_is_blank(raw)
+    if not filled.any() or bool((filled & ~bad).any()):
+        return
+    i = int(np.flatnonzero(bad.to_numpy())[0])
+    what = "a number"
+    name = f"{source_name!r} ({table}.{c.name})" if source_name and source_name != c.name else f"{c.name!r}"
+    raise DataContractError(
+        f"{file}: column {name}: no value is {what} (e.g. {raw.iloc[i]!r} on line {lines.iloc[i]}), so every row "
+        f"would be rejected; check that the column holds {c.name} (the column mapping in params/<dataset>.yaml, "
+        "or the export itself)")
 
 
 def rejects_frame(bad: pd.DataFrame, reason: pd.Series) -> pd.DataFrame:
@@ -321,8 +293,7 @@ def rejects_frame(bad: pd.DataFrame, reason: pd.Series) -> pd.DataFrame:
 
 def _derive_from_lines(lines: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Orders, customers and products from an invoice-line export (Online Retail)."""
-    ts, _ = parse_timestamps(lines["_order_ts"])
-    lines = lines.assign(_ts=ts, _value=lines["quantity"] * lines["unit_price"])
+    lines = lines.assign(_value=lines["quantity"] * lines["unit_price"])  # _ts: parsed by clean_tables
     g = lines.groupby("order_id", sort=True)
     orders = pd.DataFrame({
         "customer_id": g["_customer_id"].first(),
@@ -349,14 +320,20 @@ def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | N
     (:class:`crm_analytics.events_sql.SqlEvents`, the same rules).
     """
     result = CleanResult()
+    raw = dict(raw)
+    invoice_ts = None
     if "order_lines" in raw and "_cancelled" in raw["order_lines"]:  # invoice-line exports: count input lines
         src = raw["order_lines"]
+        raw["order_lines"], invoice_ts = _parse_invoice_dates(src, ts_format)
         result.notes["guest_lines"] = int(_is_blank(src["_customer_id"]).sum())
         result.notes["cancelled_lines"] = int(src["_cancelled"].sum())
-        result.notes["cancelled_lines_matched"] = match_cancellations(src, ts_format=ts_format)
+        result.notes["cancelled_lines_matched"] = match_cancellations(raw["order_lines"], ts_format=ts_format)
     for name in [n for n in TABLES if n in raw]:
         kept, rej, counts = clean_table(name, raw[name], ts_format=ts_format)
         result.tables[name], result.rejects[name], result.counts[name] = kept, rej, counts
+    if invoice_ts is not None:
+        result.counts["order_lines"]["timestamp_formats"]["order_ts"] = invoice_ts.fmt
+        result.counts["order_lines"]["timestamp_evidence"]["order_ts"] = invoice_ts.how
     if "order_lines" in result.tables and "_order_ts" in result.tables["order_lines"]:
         lines = result.tables["order_lines"]
         derived = _derive_from_lines(lines)
@@ -385,13 +362,43 @@ def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | N
     return result
 
 
+def _parse_invoice_dates(lines: pd.DataFrame, ts_format: str | None) -> tuple[pd.DataFrame, TimestampFormat]:
+    """The invoice dates of an invoice-line export parsed into ``_ts`` (with the ``date_format`` hint or
+    the evidence, as any timestamp column); a line whose date is blank or unparseable gets a ``_reject``.
+
+    Raises
+    ------
+    DataContractError
+        No date parses, or day and month cannot be told apart.
+    """
+    file = str(lines["_source_file"].iloc[0]) if "_source_file" in lines and len(lines) else "order_lines"
+    column = lines.attrs.get("source_columns", {}).get("_order_ts", "InvoiceDate")
+    given = lines["_reject"] if "_reject" in lines else pd.Series(pd.NA, index=lines.index, dtype="string")
+    text = lines["_order_ts"].where(given.isna())
+    blank = _is_blank(text)
+    ts, fmt = parse_timestamps(text.mask(blank), fmt=ts_format, file=file, column=column)
+    if (~blank).any() and not ts.notna().any():
+        i = int(np.flatnonzero((~blank).to_numpy())[0])
+        hint = f"date_format {ts_format!r} does not fit; fix" if ts_format else "set"
+        raise DataContractError(f"{file}: column {column!r}: no value parses as a date (e.g. {text.iloc[i]!r} on line "
+                                f"{lines['_source_line'].iloc[i]}); {hint} params.date_format (in params/<dataset>.yaml)")
+    reject = given.copy()
+    reject[reject.isna() & blank] = "missing_order_ts"
+    reject[reject.isna() & ~blank & ts.isna()] = "unparseable_order_ts"
+    out = lines.assign(_ts=ts)
+    if reject.notna().any():
+        out["_reject"] = reject
+    out.attrs = dict(lines.attrs)
+    return out, fmt
+
+
 def match_cancellations(lines: pd.DataFrame, *, ts_format: str | None = None) -> int:
     """Cancellation lines of an invoice-line export that match an earlier purchase line they cancel.
 
     A cancellation (``_cancelled``) matches the latest earlier non-cancelled line of the same customer
     and product with at least the cancelled quantity. Guest lines cannot be matched.
     """
-    ts, _ = parse_timestamps(lines["_order_ts"], fmt=ts_format)
+    ts = lines["_ts"] if "_ts" in lines else parse_timestamps(lines["_order_ts"], fmt=ts_format)[0]
     df = pd.DataFrame({"customer": lines["_customer_id"].astype("string").mask(_is_blank(lines["_customer_id"])),
                        "product": lines["product_id"].astype("string"), "ts": ts,
                        "qty": pd.to_numeric(lines["quantity"], errors="coerce").abs(),

@@ -22,8 +22,10 @@ row, on the ``ci`` world and on hand-made dirt), in DuckDB with a memory cap
    fills in the stitched customers, drops erased rows and writes the parquet file; the rejects are
    written beside it. Both read back as pandas would have written them.
 
-A time format other than ISO 8601 (``dd.mm.yyyy``) is cleaned correctly but by the residual path,
-that is by pandas, one distinct value at a time: slow on tens of millions of rows.
+Times in another format (``dd/mm/yyyy HH:MM``) are parsed in SQL too (``strptime``): the ``date_format``
+hint, or the format the column's numeric dates prove, decided on all rows by one aggregation
+(:data:`crm_analytics.dates.SQL_PROFILE`, the same evidence and rule as pandas); only values outside
+that format go to pandas.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import pyarrow.parquet as pq
 
 from crm_analytics.cleaning import BLANK_TOKENS, SOURCE_COLS, absent_column_error, clean_column, rejects_frame
 from crm_analytics.contracts import PERSONAL_COLUMNS, TABLES, Column
+from crm_analytics.dates import SQL_PROFILE, DateEvidence, decide_order, layout_regex, undecidable_error
 from crm_analytics.errors import SourceError
 from crm_analytics.identity import STITCH_RULE
 from crm_analytics.privacy import pseudonymise, pseudonymise_table
@@ -227,8 +230,9 @@ class SqlEvents:
                 columns.append(c.name)
         self.con.execute(f"CREATE VIEW raw AS SELECT *{''.join(', ' + a for a in absent)} FROM ({source})")
         types = dict(self.con.sql("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
-        self.reject_columns = columns  # the raw columns, in the order the rejects list them
-        self.content = [c for c in columns if not c.startswith("_source")]
+        self.has_reject = "_reject" in columns  # a reason the reader gave (repeated header, line cut short)
+        self.reject_columns = [c for c in columns if c != "_reject"]  # the raw columns, in the rejects' order
+        self.content = [c for c in columns if not c.startswith("_source") and c != "_reject"]
         nulls = {}
         ints = [c for c in columns if _kind(types[c]) == "int" and not c.startswith("_source")]
         if ints and isinstance(raw, RawParquet):  # pandas reads an integer column with nulls as float64...
@@ -288,6 +292,18 @@ class SqlEvents:
             plain, vp = "TRUE", f"CAST({q} AS {'BIGINT' if c.type == 'int' else 'DOUBLE'})"
         elif c.type == "ts" and col.kind == "datetime":
             plain, vp = "TRUE", f"CAST({q} AS TIMESTAMP)"
+        elif c.type == "ts" and col.kind == "text" and self.fast_format.get(c.name, "ISO8601") != "ISO8601":
+            fmt = self.fast_format[c.name]  # dd/mm/yyyy and the like: strptime, checked by a regex or rendered back
+            p, fast = sql_name("p:" + c.name), sql_name("fast:" + c.name)
+            pattern = layout_regex(fmt)
+            check = (f"regexp_full_match({q}, {sql_literal(pattern)})" if pattern
+                     else f"strftime({p}, {sql_literal(fmt)}) = {q}")
+            rules["inner"] = [("p:" + c.name, f"try_strptime({q}, {sql_literal(fmt)})"),
+                              ("fast:" + c.name, f"coalesce({p} >= TIMESTAMP '1900-01-01' AND {p} < TIMESTAMP '2100-01-01' "
+                                                 f"AND {check}, FALSE)")]
+            rules["fast"], rules["w"] = fast, p
+            plain = fast
+            vp, rp = (p, "NULL") if iso_chosen else ("NULL", f"'unparseable_{c.name}'")
         elif c.type == "ts" and col.kind == "text" and self.ts_format in (None, "ISO8601"):
             p, fast = sql_name("p:" + c.name), sql_name("fast:" + c.name)
             layouts = " ".join(f"WHEN {q} LIKE {sql_literal(like)} THEN strftime({p}, {sql_literal(fmt)}) = {q}"
@@ -325,6 +341,8 @@ class SqlEvents:
             if a.startswith("attr_"):
                 layers[2].append(f"{sql_name(a)} AS {sql_name('v:' + a)}")
                 layers[3].append(f"{sql_name(a)} AS {sql_name('w:' + a)}")
+        if self.has_reject:
+            reasons.insert(0, "_reject")
         ok = [f"coalesce({', '.join(reasons)}) IS NULL"] if reasons else []
         layers[3].append(" AND ".join(ok + [f"NOT {x}" for x in residual] or ["TRUE"]) + " AS fast_ok")
         sql = source
@@ -336,7 +354,9 @@ class SqlEvents:
     # ------------------------------------------------------------------ cleaning
     def _settle(self) -> None:
         """Find the rows that are not plainly kept, settle them exactly, and count."""
-        self.iso_chosen = {c.name: True for c in self.spec.columns if c.type == "ts"}
+        with self._timed("date_order"):
+            self._date_formats()
+        self.iso_chosen = {c.name: True for c in self.spec.columns if c.type == "ts"}  # the fast format won
         self.rules = {c.name: self._rules(c, True) for c in self.spec.columns}
         self.con.execute(f"CREATE VIEW ev AS {self._ev_sql('SELECT * FROM raw')}")
         keys = ", ".join(sql_name("v:" + k) for k in self.spec.key)
@@ -360,11 +380,11 @@ class SqlEvents:
         del flags
         with self._timed("set_aside"):
             self._suspects(suspect)
-        self.formats, self.maps = {}, {}
+        self.formats, self.maps, self.how = {}, {}, {}
         with self._timed("residual"):
             for c in self.spec.columns:
                 self._residual(c, preparsed=int(plain[c.name].sum()) if c.name in plain else 0)
-        changed = [c for c in plain_ts if self.formats[c.name] != "ISO8601" and plain[c.name].any()]
+        changed = [c for c in plain_ts if self.formats[c.name] != self.fast_format[c.name] and plain[c.name].any()]
         if changed:  # another format won: the plain ISO times are rejects, settled with the others
             for c in changed:
                 self.iso_chosen[c.name] = False
@@ -385,6 +405,7 @@ class SqlEvents:
             "rows_duplicate": dup,
             "rejects_by_reason": {str(k): int(v) for k, v in by_reason.items()},
             "timestamp_formats": {c.name: self.formats[c.name] for c in self.spec.columns if c.name in self.formats},
+            "timestamp_evidence": {c.name: self.how[c.name] for c in self.spec.columns if c.name in self.how},
         }
         self.con.execute(f"""CREATE VIEW kept AS
             SELECT {', '.join(f'{sql_name("v:" + c)} AS {sql_name(c)}' for c in self.out_columns)}
@@ -392,6 +413,37 @@ class SqlEvents:
             UNION ALL
             SELECT {', '.join(f'{sql_name("f:" + c)} AS {sql_name(c)}' for c in self.out_columns)}
             FROM resolved WHERE _reason IS NULL""")
+
+    def _date_formats(self) -> None:
+        """Per text timestamp column: the date order evidence of all its rows (one aggregation in DuckDB,
+        :data:`crm_analytics.dates.SQL_PROFILE`) and the format the SQL fast path parses with strptime:
+        the ``date_format`` hint, the numeric dates' proven format when they are most values, else ISO 8601.
+
+        Raises
+        ------
+        DataContractError
+            Numeric dates are most values and their order is not proven (as the pandas rule raises).
+        """
+        self.evidence: dict[str, DateEvidence] = {}
+        self.fast_format: dict[str, str] = {}
+        for c in self.spec.columns:
+            if c.type != "ts" or self.cols[c.name].kind != "text":
+                continue
+            if self.ts_format:
+                self.fast_format[c.name] = self.ts_format
+                continue
+            q = self.cols[c.name].q
+            profile = self.con.sql(SQL_PROFILE.format(col=q, ws=sql_literal(WHITESPACE), rel="raw")).df()
+            evidence = self.evidence[c.name] = decide_order(profile)
+            self.fast_format[c.name] = "ISO8601"
+            if not evidence.rows:
+                continue
+            iso_like = self.con.execute(f"SELECT count(*) FROM raw WHERE trim({q}, {sql_literal(WHITESPACE)}) "
+                                        "SIMILAR TO '[0-9]{4}-[0-9]{2}-[0-9]{2}.*'").fetchall()[0][0]
+            if evidence.rows > iso_like:
+                if evidence.order not in ("day first", "month first"):
+                    raise undecidable_error(evidence, file=self.file, column=c.name)
+                self.fast_format[c.name] = evidence.format()
 
     def _suspects(self, suspect: np.ndarray) -> None:
         """Copy the rows flagged in *suspect* (raw values and SQL rules) to the table ``suspects``."""
@@ -404,7 +456,7 @@ class SqlEvents:
         """Clean the distinct residual values of *c* with the pandas rule (the format of a timestamp column
         is chosen here, by rows); register them as a table ``residual_<n>``: value, clean value, reason."""
         if self.cols[c.name].kind == "datetime" and c.type == "ts":
-            self.formats[c.name] = "datetime"
+            self.formats[c.name], self.how[c.name] = "datetime", "already a timestamp"
             return
         if self.rules[c.name]["x"] == "FALSE" and c.type != "ts":
             return
@@ -417,9 +469,10 @@ class SqlEvents:
         values = found.column("value").to_pandas()
         v, reasons, fmt = clean_column(c, values, ts_format=self.ts_format, file=self.file,
                                        lines=found.column("line").to_pandas(), counts=found.column("n").to_numpy(),
-                                       preparsed=preparsed)
+                                       preparsed=preparsed, preparsed_format=self.fast_format.get(c.name, "ISO8601"),
+                                       evidence=self.evidence.get(c.name))
         if fmt is not None:
-            self.formats[c.name] = fmt
+            self.formats[c.name], self.how[c.name] = fmt.fmt, fmt.how
         if not found.num_rows:
             return
         reason = pd.Series(pd.NA, index=values.index, dtype="string")
@@ -447,13 +500,15 @@ class SqlEvents:
             else:
                 final += [f"s.{v} AS {sql_name('f:' + c.name)}", f"s.{r} AS {sql_name('q:' + c.name)}"]
         final += [f"s.{sql_name('v:' + a)} AS {sql_name('f:' + a)}" for a in self.out_columns if a.startswith("attr_")]
-        first_reason = "coalesce(" + ", ".join(sql_name("q:" + c.name) for c in self.spec.columns) + ")"
+        first_reason = "coalesce(" + ", ".join((["_reject"] if self.has_reject else [])
+                                               + [sql_name("q:" + c.name) for c in self.spec.columns]) + ")"
+        not_given = "_reject IS NULL AND " if self.has_reject else ""
         content = ", ".join(sql_name(c) for c in self.content)
         key = ", ".join(sql_name("f:" + k) for k in self.spec.key)
         self.con.execute(f"""CREATE OR REPLACE TABLE resolved AS
             WITH m AS (SELECT s.*, {', '.join(final)} FROM suspects s {' '.join(joins)}),
             d AS (SELECT *, {first_reason} AS _reason0,
-                         row_number() OVER (PARTITION BY {content} ORDER BY _row) > 1 AS _dup FROM m),
+                         {not_given}row_number() OVER (PARTITION BY {content} ORDER BY _row) > 1 AS _dup FROM m),
             k AS (SELECT _row, row_number() OVER (PARTITION BY {key} ORDER BY _row) > 1 AS _key_dup
                   FROM d WHERE NOT _dup AND _reason0 IS NULL)
             SELECT d.*, CASE WHEN d._dup THEN 'duplicate' WHEN d._reason0 IS NOT NULL THEN d._reason0

@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 
 from crm_analytics.contracts import TABLES
+from crm_analytics.report import md
 from crm_analytics.tables import ParquetTable, isin, sql_name
 
-__all__ = ["accounting_table", "rejects_table", "plot_rejects", "cleaning_metrics", "cleaning_headline_text",
-           "completeness", "outliers", "freshness", "referential_integrity", "dirt_found_vs_planted",
-           "quality_summary"]
+__all__ = ["input_formats_table", "accounting_table", "rejects_table", "plot_rejects", "cleaning_metrics",
+           "cleaning_summary", "erasure_summary", "completeness", "outliers", "freshness", "referential_integrity",
+           "dirt_found_vs_planted", "quality_summary"]
 
 _TS_COLUMN = {"orders": "order_ts", "events": "ts", "reviews": "ts", "tickets": "opened_ts",
               "customers": "signup_ts", "campaign_assignments": "sent_ts", "campaigns": "start_ts"}
@@ -145,6 +146,43 @@ def quality_summary(counts: dict, tables: dict[str, pd.DataFrame], *, as_of: pd.
     }
 
 
+_DELIMITER_WORDS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", "whitespace": "spaces"}
+_FORMAT_WORDS = {"csv": "CSV", "csv.gz": "CSV (gzip)", "xlsx": "Excel (xlsx)", "parquet": "Parquet", "text": "text"}
+_ENCODING_WORDS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 with BOM", "cp1254": "Windows Turkish (cp1254)",
+                   "latin-1": "Latin-1", "ascii": "ASCII"}
+
+
+def input_formats_table(notes: dict) -> pd.DataFrame:
+    """What was detected in each input file, and how: a report table from ``result.notes["inputs"]``.
+
+    Examples
+    --------
+    >>> t = input_formats_table({"inputs": [{"file": "orders.csv", "format": "csv", "encoding": "cp1254",
+    ...     "delimiter": ";", "decimal": ",", "thousands": ".", "date_order": "day first",
+    ...     "date_how": "order_ts: day first: 3 values have a day above 12 in the first field, e.g. '13.01.2024'",
+    ...     "numbers_how": "decimal comma: 5 values prove it, e.g. '12,50' in column 'Tutar'"}]})
+    >>> t.loc[0, "delimiter"], t.loc[0, "decimal"], t.loc[0, "thousands separator"]
+    ('semicolon', 'comma', 'point')
+    """
+    columns = ["file", "format", "encoding", "delimiter", "decimal", "thousands separator", "date order",
+               "how it was decided"]
+    rows = []
+    mark = {",": "comma", ".": "point", " ": "space", "": "none"}
+    for rec in notes.get("inputs") or []:
+        how = "; ".join(h for h in (rec.get("numbers_how"), rec.get("date_how")) if h)
+        rows.append({
+            "file": rec.get("file", ""),
+            "format": _FORMAT_WORDS.get(rec.get("format", ""), rec.get("format", "")),
+            "encoding": _ENCODING_WORDS.get(rec.get("encoding") or "", rec.get("encoding") or "—"),
+            "delimiter": _DELIMITER_WORDS.get(rec.get("delimiter") or "", rec.get("delimiter") or "—"),
+            "decimal": mark.get(rec.get("decimal") or "", "—") if rec.get("decimal") else "—",
+            "thousands separator": mark.get(rec.get("thousands") or "", rec.get("thousands") or ""),
+            "date order": rec.get("date_order") or "—",
+            "how it was decided": how,
+        })
+    return pd.DataFrame(rows, columns=columns)
+
+
 def accounting_table(counts: dict) -> pd.DataFrame:
     """Rows in, kept, rejected and duplicates per table (a report table)."""
     rows = [{"table": name, "rows in": c["rows_in"], "kept": c["rows_kept"], "rejected": c["rows_rejected"],
@@ -206,23 +244,26 @@ def cleaning_metrics(result) -> dict:
     }
 
 
-def cleaning_headline_text(metrics: dict, *, source_kind: str) -> str:
-    """Plain-language summary of the cleaning, for the top of the report."""
+def cleaning_summary(metrics: dict, *, source_kind: str):
+    """Plain-language summary of the cleaning, for the top of the report (report prose, :func:`report.md`)."""
     h = metrics["headline"]
-    rejected = sum(t["rows_rejected"] for t in metrics["tables"].values())
-    dup = sum(t["rows_duplicate"] for t in metrics["tables"].values())
-    text = (f"**{h['input rows']:,} input rows** from the `{source_kind}` source: **{h['rows kept']:,} kept** "
-            f"({h['share kept']:.1%}), {rejected:,} rejected with a reason and {dup:,} exact duplicates merged. "
-            f"**{h['customers identified']:,} customers** are identified in the orders.")
+    template = ("**{rows_in:,} input rows** from the {kind} source: **{kept:,} kept** ({share:.1%}), {rejected:,} "
+                "rejected with a reason and {dup:,} exact duplicates merged. **{customers:,} customers** are "
+                "identified in the orders.")
     if metrics.get("guest_lines"):
-        text += f" {metrics['guest_lines']:,} order rows have no customer (guest purchases): kept for product analyses, left out of customer analyses."
+        template += (" {guests:,} order rows have no customer (guest purchases): kept for product analyses, left out "
+                     "of customer analyses.")
     if metrics.get("cancelled_lines"):
-        text += f" {metrics['cancelled_lines']:,} are cancellations"
+        template += " {cancelled:,} are cancellations"
         if metrics.get("cancelled_lines_matched") is not None:
-            text += (f", {metrics['cancelled_lines_matched']:,} of them matched to the earlier purchase line they "
-                     "cancel (same customer and product, enough quantity)")
-        text += "."
-    return text
+            template += (", {matched:,} of them matched to the earlier purchase line they cancel (same customer and "
+                         "product, enough quantity)")
+        template += "."
+    return md(template, rows_in=h["input rows"], kind=source_kind, kept=h["rows kept"], share=h["share kept"],
+              rejected=sum(t["rows_rejected"] for t in metrics["tables"].values()),
+              dup=sum(t["rows_duplicate"] for t in metrics["tables"].values()), customers=h["customers identified"],
+              guests=metrics.get("guest_lines"), cancelled=metrics.get("cancelled_lines"),
+              matched=metrics.get("cancelled_lines_matched"))
 
 
 def stitching_table(stats: dict, truth: dict | None = None) -> pd.DataFrame:
@@ -270,10 +311,10 @@ def customer_view_summary(view: pd.DataFrame | None) -> pd.DataFrame:
                         columns=["measure", "value"])
 
 
-def erasure_text(info: dict) -> str:
-    """One sentence on the erasure requests applied (counts only, never ids)."""
+def erasure_summary(info: dict):
+    """One sentence on the erasure requests applied (counts only, never ids), as report prose."""
     if not info or not info.get("requests"):
-        return "No erasure request is recorded for this dataset."
+        return md("No erasure request is recorded for this dataset.")
     removed = ", ".join(f"{n:,} {t}" for t, n in sorted(info["rows_removed"].items())) or "no rows"
-    return (f"**{info['requests']} erasure request(s)** applied ({info['customers_found']} found in the data): "
-            f"removed {removed}.")
+    return md("**{requests} erasure request(s)** applied ({found} found in the data): removed {removed}.",
+              requests=info["requests"], found=info["customers_found"], removed=removed)

@@ -11,8 +11,8 @@ Kinds (``source: {kind: ...}`` in ``params/<dataset>.yaml``):
                    start_date, end_date, locale, currency, with_events
 ``cdnow``          the CDNOW transactions shipped inside the ``lifetimes`` wheel; option
                    ``variant``: ``sample`` (2,357 customers) or ``master`` (23,570)
-``online_retail``  UCI Online Retail / Online Retail II export (csv, csv.gz or xlsx); option ``path``
-``hillstrom``      MineThatData e-mail experiment csv; option ``path``
+``online_retail``  UCI Online Retail / Online Retail II export (csv, csv.gz, xlsx or parquet); option ``path``
+``hillstrom``      MineThatData e-mail experiment (csv, csv.gz, xlsx or parquet); option ``path``
 ``files``          generic adapter for a shop's own exports (Shopify, WooCommerce, event logs): option
                    ``tables``, one entry per canonical table with ``path`` (csv, csv.gz, xlsx or parquet),
                    ``columns`` (canonical name -> the export's column name) and optional ``values``
@@ -26,6 +26,12 @@ Kinds (``source: {kind: ...}`` in ``params/<dataset>.yaml``):
                              columns: {order_id: Name, customer_id: Customer ID, order_ts: Created at,
                                        status: Financial Status, order_total: Total}
                              values: {status: {paid: completed, refunded: returned, voided: cancelled}}
+
+Files are read by :func:`crm_analytics.formats.read_table_file` (format, encoding and delimiter
+detected on a sample of any file). Numbers are read in the style each file proves (decimal comma or
+point, thousands separator: :func:`crm_analytics.formats.number_style`); the option ``decimal``
+(``","`` or ``"."``) of the file kinds settles a file whose numbers prove nothing. What was detected,
+and how, is returned as the table ``_inputs`` (one row per file).
 """
 
 from __future__ import annotations
@@ -69,9 +75,10 @@ SOURCE_KINDS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "with_events": (bool, True),
     },
     "cdnow": {"variant": (str, "sample")},
-    "online_retail": {"path": (str, "external:online_retail/online_retail.csv.gz"), "currency": (str, "GBP")},
-    "hillstrom": {"path": (str, "external:hillstrom/hillstrom.csv"), "currency": (str, "USD")},
-    "files": {"tables": (dict, {}), "currency": (str, "EUR")},
+    "online_retail": {"path": (str, "external:online_retail/online_retail.csv.gz"), "currency": (str, "GBP"),
+                      "decimal": (str, "")},
+    "hillstrom": {"path": (str, "external:hillstrom/hillstrom.csv"), "currency": (str, "USD"), "decimal": (str, "")},
+    "files": {"tables": (dict, {}), "currency": (str, "EUR"), "decimal": (str, "")},
 }
 _FILE_TABLE_KEYS = {"path", "columns", "values"}
 
@@ -111,6 +118,9 @@ def validate_source(dataset: str, source: dict, file: str) -> dict:
         out[key] = source.get(key, default)
     if kind == "files":
         _validate_files(out["tables"], file)
+    if out.get("decimal", "") not in ("", ",", "."):
+        raise ParamsError(f"{file}: source.decimal must be one of ['', ',', '.'] (empty: decided by the numbers "
+                          f"in the file), got {out['decimal']!r}")
     if kind == "cdnow" and out["variant"] not in ("sample", "master"):
         raise ParamsError(f"{file}: source.variant must be one of ['master', 'sample'], got {out['variant']!r}")
     return out
@@ -249,7 +259,14 @@ def _read_demo(dataset: str, source: dict, lazy: Collection[str] = ()) -> dict[s
             tables[f.stem] = RawParquet(f, f.name, first_line=1)
         else:
             tables[f.stem] = _with_lines(pd.read_parquet(f), f.name, first_line=1)
+    tables["_inputs"] = pd.DataFrame([_parquet_input(f.name) for f in sorted(raw.glob("*.parquet"))
+                                      if not f.stem.startswith("truth")])
     return tables
+
+
+def _parquet_input(name: str) -> dict:
+    return {"file": name, "format": "parquet", "encoding": "", "delimiter": "", "decimal": "", "thousands": "",
+            "numbers_how": "typed columns"}
 
 
 def _read_cdnow(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
@@ -289,31 +306,32 @@ def _read_cdnow(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
             "_source_line": df["_source_line"],
         }
     )
-    return {"orders": orders, "order_lines": lines}
+    inputs = pd.DataFrame([{"file": f.name, "format": "text", "encoding": "ascii", "delimiter": "whitespace",
+                            "decimal": ".", "thousands": "", "numbers_how": "the CDNOW layout"}])
+    return {"orders": orders, "order_lines": lines, "_inputs": inputs}
 
 
 def _read_online_retail(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
     from crm_analytics.formats import read_online_retail
 
-    return read_online_retail(resolve_path(source["path"]))
+    return read_online_retail(resolve_path(source["path"]), decimal=source.get("decimal", ""))
 
 
 def _read_hillstrom(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
     from crm_analytics.formats import read_hillstrom
 
-    return read_hillstrom(resolve_path(source["path"]))
+    return read_hillstrom(resolve_path(source["path"]), decimal=source.get("decimal", ""))
 
 
 def _read_files(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
     from crm_analytics.contracts import TABLES
-    from crm_analytics.formats import read_table_file
+    from crm_analytics.formats import number_style, parse_numbers, read_table_file
 
     tables: dict[str, pd.DataFrame] = {}
+    inputs = []
     for name, spec in source["tables"].items():
         path = resolve_path(spec["path"])
         df, detected = read_table_file(path)
-        if not len(df):
-            raise SourceError(f"{path}: the {name} export has a header but no rows; export it again")
         mapping = dict(spec.get("columns") or {})
         for col in TABLES[name].column_names:  # columns already named as in the contract need no mapping
             if col not in mapping and col in df.columns:
@@ -324,13 +342,23 @@ def _read_files(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
             raise SourceError(f"{path}: column {src!r} (mapped to {name}.{canon}) is not in the file; its columns are "
                               f"{list(df.columns)}; fix source.tables.{name}.columns in params/{dataset}.yaml")
         out = pd.DataFrame({canon: df[src] for canon, src in mapping.items()})
+        numeric = [c for c in out.columns if TABLES[name].column(c).type in ("float", "int")]
+        style = number_style({mapping[c]: out[c] for c in numeric}, file=str(path), hint=source.get("decimal", ""))
+        detected.update(decimal=style["decimal"], thousands=style["thousands"], numbers_how=style["how"])
+        for c in numeric:
+            out[c] = parse_numbers(out[c], style)
         for col, table in (spec.get("values") or {}).items():
             if col in out:
                 low = {str(k).strip().lower(): v for k, v in table.items()}
                 text = out[col].astype("string").str.strip().str.lower()
                 out[col] = text.map(low).fillna(out[col])
-        first_line = 1 if path.suffix.lower() == ".parquet" else 2
+        if "_reject" in df:
+            out["_reject"] = df["_reject"]
+        first_line = 1 if detected["format"] == "parquet" else 2
         tables[name] = _with_lines(out, path.name, first_line=first_line)
+        tables[name].attrs["source_columns"] = mapping
+        inputs.append({**detected, "table": name})
+    tables["_inputs"] = pd.DataFrame(inputs)
     return tables
 
 
