@@ -7,10 +7,10 @@ A report is read by people outside the team, often offline or behind a proxy, so
 - renders with the ``report`` template (``templates/report``): JupyterLab's look with its styles
   inlined and none of the scripts it would fetch from a CDN (require.js, MathJax, mermaid,
   widgets), and a Content-Security-Policy that forbids loading anything from anywhere;
-- sanitises every Markdown and HTML output with nbconvert's ``SanitizeHTML`` (bleach) as a second
-  line of defence behind :func:`crm_analytics.report.escape`: tags and attributes outside an
-  allow-list that keeps tables, their styles and embedded charts are escaped, scripts and event
-  handlers never survive;
+- sanitises every HTML output, and every Markdown output once rendered to HTML, with nbconvert's
+  ``SanitizeHTML`` (bleach) as a second line of defence behind :func:`crm_analytics.report.escape`:
+  tags and attributes outside an allow-list that keeps tables, their styles and embedded charts are
+  escaped, scripts and event handlers never survive, links only point within the page;
 - checks the result with :func:`external_references` and refuses to publish a page that would
   load anything from another host.
 """
@@ -84,10 +84,27 @@ def _exporter():
 
 def _sanitizer(base):
     class Sanitize(base):
-        """nbconvert's ``SanitizeHTML`` that also drops outputs left with nothing to show (an output that
-        held only JavaScript), instead of warning about them."""
+        """nbconvert's ``SanitizeHTML``, applied where it can see what the reader will get.
+
+        Markdown outputs are rendered to HTML first and the HTML is sanitised (bleach on Markdown source
+        would escape a ``<`` inside a code span twice); the notebook's own Markdown cells are part of the
+        committed code, not data, and are left as written. Outputs left with nothing to show (one that
+        held only JavaScript) are dropped instead of warned about.
+        """
+
+        def preprocess_cell(self, cell, resources, cell_index):
+            if cell.cell_type == "markdown":
+                return cell, resources
+            return super().preprocess_cell(cell, resources, cell_index)
 
         def sanitize_code_outputs(self, outputs):
+            from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+            for output in outputs:
+                data = output.get("data", {})
+                if "text/markdown" in data:
+                    data["text/html"] = markdown2html_mistune(data.pop("text/markdown"))
+                    data.pop("text/plain", None)  # the Markdown is what a reader should see
             outputs = super().sanitize_code_outputs(outputs)
             return [o for o in outputs if o["output_type"] in ("stream", "error") or
                     any(k != "metadata" for k in o.get("data", {}))]

@@ -84,6 +84,11 @@ def md(template: str, /, **values: Any) -> Any:
     through :func:`escape`, so a campaign called ``<script>…`` or ``**Sale**`` reads as written.
     Returns an ``IPython.display.Markdown`` to ``display``.
 
+    Raises
+    ------
+    ValueError
+        A field inside a backtick code span, where Markdown would show the escapes as typed.
+
     Examples
     --------
     >>> md("Largest segment: **{name}** ({share:.0%})", name="<i>Champions</i>", share=0.25).data
@@ -91,6 +96,10 @@ def md(template: str, /, **values: Any) -> Any:
     """
     from IPython.display import Markdown
 
+    for i, part in enumerate(template.split("`")):
+        if i % 2 and "{" in part:  # inside a code span Markdown shows escapes as typed
+            raise ValueError(f"report.md: field in a code span ({part!r}); a code span is for names from code, "
+                             "not data: put the field outside the backticks")
     return Markdown(_FORMATTER.vformat(template, (), values))
 
 
