@@ -15,7 +15,9 @@ from crm_analytics import behaviour as bh
 from crm_analytics import funnel as fn
 from crm_analytics import intent
 from crm_analytics.campaigns import newcombe_interval, wilson_interval
+from crm_analytics.cleaning import clean_tables
 from crm_analytics.errors import DataContractError, ParamsError
+from crm_analytics.formats import read_diginetica
 from crm_analytics.tables import ParquetTable
 
 T0 = pd.Timestamp("2024-03-01 10:00", tz="UTC")
@@ -338,8 +340,9 @@ def test_online_shoppers_intent_model_beats_chance_and_is_reported_beside_the_ba
 
 @pytest.mark.external
 def test_diginetica_views_only_sessions_and_next_items():
-    raw = pd.read_csv(external_file("diginetica/sample_train-item-views.csv"), sep=";")
-    ev = bh.diginetica_events(raw)
+    path = external_file("diginetica/sample_train-item-views.csv")
+    raw = pd.read_csv(path, sep=";")  # independent: plain pandas on the raw file
+    ev = clean_tables(read_diginetica(path), key=b"k").tables["events"]  # the source kind's reader, cleaned
     s = bh.sessions(ev)
     assert len(s) == raw["session_id"].nunique() == 2_986
     assert s["events"].sum() == len(raw) == 12_391

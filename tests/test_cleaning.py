@@ -137,3 +137,10 @@ def test_cancellations_are_matched_to_the_earlier_line_they_cancel():
     })
     # 1/A (3 of 5 bought earlier) matches; 1/B was never bought; customer 2 bought nothing; guests cannot match
     assert match_cancellations(lines) == 1
+
+
+def test_a_timestamp_column_without_any_value_claims_no_format():
+    raw = pd.DataFrame({"customer_id": ["a", "b"], "signup_ts": [None, ""], "_source_file": "c.csv",
+                        "_source_line": [2, 3]})
+    kept, _, counts = clean_table("customers", raw)
+    assert len(kept) == 2 and "signup_ts" not in counts["timestamp_formats"]

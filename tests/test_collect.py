@@ -115,6 +115,14 @@ def test_customers_360_counts_each_source():
     assert v.loc["a", "channels_used"] == "app, web"
     assert (v.loc["a", "campaigns_received"], v.loc["b", "campaigns_received"]) == (1, 0)
     assert v.loc["b", "tickets"] == 1 and not v.loc["b", "buyer"]
+    assert "reviews" not in v  # a table the dataset lacks adds no column (no "0 reviews" claim)
+
+
+def test_customers_360_of_a_dataset_without_orders_or_customers():
+    empty = pd.DataFrame({"customer_id": pd.Series(dtype="string"),
+                          "signup_ts": pd.Series(dtype="datetime64[us, UTC]")})
+    v = customers_360({"customers": empty, "sessions": pd.DataFrame({"session_id": ["s1"]})})
+    assert len(v) == 0 and "orders" not in v and "revenue" not in v
 
 
 def test_erasure_removes_a_customer_from_every_clean_table(ci_root, monkeypatch, tmp_path):

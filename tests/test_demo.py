@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics.contracts import TABLES
+from crm_analytics.contracts import SUMMARY_TABLES, TABLES
 from crm_analytics.demo import DIRT_RATES, TYPES, generate
 from crm_analytics.errors import ParamsError
 
@@ -27,7 +27,7 @@ def test_same_seed_same_bytes_and_other_seed_differs(tmp_path):
     generate(c, n_customers=300, seed=4)
     files = sorted(p.name for p in a.iterdir())
     assert files == sorted(p.name for p in b.iterdir())
-    assert {f"{t}.parquet" for t in TABLES} <= set(files)
+    assert {f"{t}.parquet" for t in TABLES if t not in SUMMARY_TABLES} <= set(files)
     for name in files:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert (a / "orders.parquet").read_bytes() != (c / "orders.parquet").read_bytes()
@@ -36,6 +36,8 @@ def test_same_seed_same_bytes_and_other_seed_differs(tmp_path):
 def test_every_table_follows_the_contract(world):
     out, _ = world
     for name, spec in TABLES.items():
+        if name in SUMMARY_TABLES:  # the generated world gives events, not session summaries
+            continue
         df = pd.read_parquet(out / f"{name}.parquet")
         assert list(df.columns) == spec.column_names, name
         assert len(df) > 0, name

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from crm_analytics.cleaning import clean_tables
-from crm_analytics.errors import SourceError
+from crm_analytics.errors import ParamsError, SourceError
 from crm_analytics.formats import NON_PRODUCT_CODES, read_hillstrom, read_online_retail, read_table_file
 from crm_analytics.quality import cleaning_metrics
 from crm_analytics.sources import build_raw, read_source, validate_source
@@ -98,3 +98,21 @@ def test_empty_and_missing_files_get_one_clear_message(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(SourceError, match=r"empty\.csv: file is empty"):
         read_table_file(tmp_path / "empty.csv")
+
+
+@pytest.mark.parametrize("kind,path", [("diginetica", "external:diginetica/sample_train-item-views.csv"),
+                                       ("online_shoppers", "external:online_shoppers/online_shoppers_intention.csv")])
+def test_behaviour_kinds_default_to_the_shared_external_file(kind, path):
+    got = validate_source(kind, {"kind": kind}, f"params/{kind}.yaml")
+    assert got["path"] == path
+    with pytest.raises(ParamsError, match=rf"params/{kind}.yaml: unknown key source.tables for kind '{kind}'"):
+        validate_source(kind, {"kind": kind, "tables": {}}, f"params/{kind}.yaml")
+
+
+def test_the_files_kind_accepts_a_sessions_export():
+    src = {"kind": "files", "tables": {"sessions": {"path": "visits.csv", "columns": {"session_id": "Visit",
+                                                                                     "purchased": "Bought"}}}}
+    assert validate_source("x", src, "params/x.yaml")["tables"]["sessions"]["path"] == "visits.csv"
+    with pytest.raises(ParamsError, match=r"\['revenue'\] are not columns of sessions"):
+        validate_source("x", {"kind": "files", "tables": {"sessions": {"path": "v.csv", "columns": {"revenue": "R"}}}},
+                        "params/x.yaml")

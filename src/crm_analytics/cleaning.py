@@ -204,7 +204,7 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
                                        lines=df["_source_line"])
         for mask, why in reasons:
             reject(mask, why)
-        if fmt is not None:
+        if fmt is not None and v.notna().any():  # a column without a single date proves no format
             formats[c.name], evidence[c.name] = fmt.fmt, fmt.how
         if c.required and c.type in ("float", "int"):
             _stop_if_nothing_parses(c, df[c.name], reasons, usable, file=file, table=name,

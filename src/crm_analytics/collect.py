@@ -21,7 +21,7 @@ from crm_analytics.events_sql import SqlEvents
 from crm_analytics.identity import customers_360
 from crm_analytics.params import load_params
 from crm_analytics.privacy import secret_key
-from crm_analytics.quality import quality_summary
+from crm_analytics.quality import newest_record, quality_summary
 from crm_analytics.sources import RawParquet, read_source, validate_source
 from crm_analytics.errors import ParamsError
 from crm_analytics.tables import ParquetTable, by_customer, sql_literal
@@ -95,7 +95,12 @@ def collect(dataset: str, *, date_format: str = "", stale_after_days: int = 30, 
     Events are stitched to customers (:mod:`crm_analytics.identity`), erasure requests are
     applied (:mod:`crm_analytics.erasure`) and ``customers_360.parquet`` is written beside the
     clean tables. Freshness is measured against the newest order (a demo world or a historical export
-    has no "now"); ``stale_after_days`` flags tables whose newest record is older than that.
+    has no "now"), or the newest record of any table when the dataset has no orders (a clickstream);
+    ``stale_after_days`` flags tables whose newest record is older than that.
+
+    A dataset without orders or customers (a clickstream, a session export) gets the customers its events
+    carry (visitors who logged in, ``derived_from: events`` in the counts), else an empty customers table, so
+    that the customer view, the quality checks and erasure work on every dataset.
 
     The events are cleaned in DuckDB (:class:`crm_analytics.events_sql.SqlEvents`, the rules of
     :func:`crm_analytics.cleaning.clean_table`), while pandas cleans the other tables; they come back
@@ -158,13 +163,15 @@ def _collect(dataset: str, *, date_format: str, stale_after_days: int, write: bo
             events = pending.result() if pending is not None else None
         if events is not None:
             _add_events(result, events, order=[n for n in TABLES if n in raw or n == "events"])
-        result.notes["inputs"] = _inputs_notes(inputs, raw, result.counts, date_format)
+        if "customers" not in result.tables:  # no customers and no orders: a clickstream or session export
+            _derive_customers(result)
+        read = raw if raw_events is None else {**raw, "events": raw_events}
+        result.notes["inputs"] = _inputs_notes(inputs, read, result.counts, date_format)
         check_reject_shares(result, max_reject_share, dataset=dataset)
         result.notes["erasure"] = apply_erasure(result, ids, erased={"events": events.erased} if events else None)
         if "orders" in result.tables:
             result.tables["orders"] = by_customer(result.tables["orders"])
-        orders = result.tables.get("orders")
-        as_of = orders["order_ts"].max() if orders is not None and len(orders) else pd.Timestamp.now(tz="UTC")
+        as_of = _as_of(result.tables)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="view") as pool:  # two readers of the same tables
             pending_view = pool.submit(customers_360, result.tables)
             quality = quality_summary(result.counts, result.tables, as_of=as_of, stale_after_days=stale_after_days)
@@ -180,6 +187,40 @@ def _collect(dataset: str, *, date_format: str, stale_after_days: int, write: bo
         shutil.rmtree(staging, ignore_errors=True)
     return Collected(result=result, quality=quality, source=source, as_of=as_of, raw_dir=paths.raw_dir(dataset),
                      customers_360=view)
+
+
+def _as_of(tables: dict) -> pd.Timestamp:
+    """What freshness is measured against: the newest order; without orders the newest record of any table;
+    without any timestamp, now."""
+    orders = tables.get("orders")
+    if orders is not None and len(orders) and orders["order_ts"].notna().any():
+        return orders["order_ts"].max()
+    newest = newest_record(tables)
+    return newest if newest is not None else pd.Timestamp.now(tz="UTC")
+
+
+def _derive_customers(result: CleanResult) -> None:
+    """The customers of a dataset without orders or a customers export: the customer ids its events carry
+    (visitors who logged in; ``signup_ts`` their first event), else an empty table (a session export without
+    customer ids). Only a table derived from events is counted (``derived_from: events``)."""
+    events = result.tables.get("events")
+    columns = TABLES["customers"].column_names
+    if isinstance(events, ParquetTable):
+        derived = events.query("SELECT customer_id, min(ts) AS signup_ts FROM t WHERE customer_id IS NOT NULL "
+                               "GROUP BY customer_id ORDER BY customer_id")
+    elif events is not None:
+        known = events.dropna(subset=["customer_id"])
+        derived = known.groupby("customer_id", sort=True)["ts"].min().rename("signup_ts").reset_index()
+    else:
+        derived = pd.DataFrame({"customer_id": pd.Series(dtype="string"),
+                                "signup_ts": pd.Series(dtype="datetime64[us, UTC]")})
+    derived["customer_id"] = derived["customer_id"].astype("string")
+    customers = derived.reindex(columns=columns)
+    result.tables = {"customers": customers, **result.tables}
+    if events is not None:
+        n = len(customers)
+        result.counts = {"customers": {"rows_in": n, "rows_kept": n, "rows_rejected": 0, "rows_duplicate": 0,
+                                       "rejects_by_reason": {}, "derived_from": "events"}, **result.counts}
 
 
 def _inputs_notes(inputs: pd.DataFrame | None, raw: dict, counts: dict, date_format: str) -> list[dict]:

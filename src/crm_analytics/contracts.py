@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Column", "Table", "TABLES", "table", "PERSONAL_COLUMNS"]
+__all__ = ["Column", "Table", "TABLES", "table", "PERSONAL_COLUMNS", "SUMMARY_TABLES"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,37 @@ TABLES: dict[str, Table] = {
             ),
         ),
         Table(
+            "sessions",
+            ("session_id",),
+            (
+                C("session_id", "id", required=True),
+                C("customer_id", "id"),
+                C("start_ts", "ts"),
+                C("channel", "str"),
+                C("device", "str"),
+                C("visitor_type", "str"),  # as the export names it, e.g. Returning_Visitor, New_Visitor, Other
+                C("month", "str"),
+                C("weekend", "bool"),
+                C("traffic_type", "str"),
+                C("region", "str"),
+                C("browser", "str"),
+                C("operating_system", "str"),
+                C("administrative_pages", "int"),
+                C("administrative_seconds", "float"),
+                C("informational_pages", "int"),
+                C("informational_seconds", "float"),
+                C("product_pages", "int"),
+                C("product_seconds", "float"),
+                C("bounce_rate", "float"),
+                C("exit_rate", "float"),
+                C("page_value", "float"),
+                C("special_day", "float"),
+                C("purchased", "bool"),
+            ),
+            description=("One row per visit, for shops whose web analytics exports session summaries (page counts "
+                         "and durations, bounce and exit rates, a purchase flag) rather than single events."),
+        ),
+        Table(
             "campaigns",
             ("campaign_id",),
             (
@@ -207,6 +238,10 @@ TABLES: dict[str, Table] = {
         ),
     ]
 }
+
+#: tables a shop exports *instead of* finer ones: ``sessions`` (visit summaries from a web analytics tool) stands
+#: in for the ``events`` a clickstream gives. A source gives one or the other; the generated world gives events.
+SUMMARY_TABLES: tuple[str, ...] = ("sessions",)
 
 PERSONAL_COLUMNS: dict[str, list[str]] = {
     name: [c.name for c in t.columns if c.personal] for name, t in TABLES.items()

@@ -62,6 +62,8 @@ __all__ = ["SqlEvents", "BATCH_ROWS"]
 BATCH_ROWS = 1 << 20
 #: what ``str.strip`` removes (Python's whitespace; pandas' pyarrow strings strip the same set)
 WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+#: the characters of :data:`WHITESPACE` as a regular-expression class (RE2 syntax, for DuckDB)
+_WS_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE) + "]"
 #: tables that clean_table cleans by their column types alone (no table-specific rule)
 _WITHOUT_TABLE_RULES = {"events", "campaigns", "campaign_assignments", "tickets"}
 _INT_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
@@ -384,7 +386,7 @@ class SqlEvents:
         with self._timed("residual"):
             for c in self.spec.columns:
                 self._residual(c, preparsed=int(plain[c.name].sum()) if c.name in plain else 0)
-        changed = [c for c in plain_ts if self.formats[c.name] != self.fast_format[c.name] and plain[c.name].any()]
+        changed = [c for c in plain_ts if plain[c.name].any() and self.formats[c.name] != self.fast_format[c.name]]
         if changed:  # another format won: the plain ISO times are rejects, settled with the others
             for c in changed:
                 self.iso_chosen[c.name] = False
@@ -433,13 +435,17 @@ class SqlEvents:
                 self.fast_format[c.name] = self.ts_format
                 continue
             q = self.cols[c.name].q
-            profile = self.con.sql(SQL_PROFILE.format(col=q, ws=sql_literal(WHITESPACE), rel="raw")).df()
+            # only values that start like a numeric date (a cheap regex, no trim) can be one: profile those
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE date_candidates AS SELECT {q} FROM raw "
+                             f"WHERE regexp_matches({q}, '^{_WS_CLASS}*[0-9]{{1,2}}[./-]')")
+            profile = self.con.sql(SQL_PROFILE.format(col=q, ws=sql_literal(WHITESPACE), rel="date_candidates")).df()
+            self.con.execute("DROP TABLE date_candidates")
             evidence = self.evidence[c.name] = decide_order(profile)
             self.fast_format[c.name] = "ISO8601"
             if not evidence.rows:
                 continue
-            iso_like = self.con.execute(f"SELECT count(*) FROM raw WHERE trim({q}, {sql_literal(WHITESPACE)}) "
-                                        "SIMILAR TO '[0-9]{4}-[0-9]{2}-[0-9]{2}.*'").fetchall()[0][0]
+            iso_like = self.con.execute(f"SELECT count(*) FROM raw WHERE regexp_matches({q}, "
+                                        f"'^{_WS_CLASS}*[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')").fetchall()[0][0]
             if evidence.rows > iso_like:
                 if evidence.order not in ("day first", "month first"):
                     raise undecidable_error(evidence, file=self.file, column=c.name)
@@ -471,7 +477,7 @@ class SqlEvents:
                                        lines=found.column("line").to_pandas(), counts=found.column("n").to_numpy(),
                                        preparsed=preparsed, preparsed_format=self.fast_format.get(c.name, "ISO8601"),
                                        evidence=self.evidence.get(c.name))
-        if fmt is not None:
+        if fmt is not None and (preparsed or v.notna().any()):  # as in pandas: no date at all proves no format
             self.formats[c.name], self.how[c.name] = fmt.fmt, fmt.how
         if not found.num_rows:
             return
@@ -517,7 +523,7 @@ class SqlEvents:
         # rows the writer must not take from the stream: rejected, or kept with a value pandas cleaned
         residual = [sql_name("x:" + c.name) for c in self.spec.columns if c.name in self.maps]
         patched = " OR ".join(residual) if residual else "FALSE"
-        self.con.execute(f"ALTER TABLE resolved ADD COLUMN _patched BOOLEAN DEFAULT FALSE")
+        self.con.execute("ALTER TABLE resolved ADD COLUMN _patched BOOLEAN DEFAULT FALSE")
         self.con.execute(f"UPDATE resolved SET _patched = _reason IS NULL AND ({patched})")
         drop = self.con.sql("SELECT _row FROM resolved WHERE _reason IS NOT NULL OR _patched").fetchnumpy()["_row"]
         self.dropped = np.zeros(self.n, dtype=bool)

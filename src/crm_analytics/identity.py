@@ -91,6 +91,8 @@ def _channels_used(pos: np.ndarray, channel: pd.Series, n: int) -> pd.Series:
 def customers_360(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per customer: first and last seen, channels used, orders, revenue, events,
     campaigns received, reviews, tickets and consents (pseudonymous ids only, no personal columns).
+    The columns of a table the dataset lacks (orders, events, campaigns, reviews, tickets) are left out;
+    *tables* may hold an empty customers table (a session export without customer ids): no rows then.
 
     The events may be a :class:`crm_analytics.tables.ParquetTable` (counted in DuckDB). Rows of other
     tables are matched to customers by position, so that a million customers take seconds.
@@ -147,9 +149,11 @@ def customers_360(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         treated = np.where((assign["group"] == "treatment").to_numpy(dtype=bool, na_value=False),
                            _positions(ids, assign["customer_id"]), -1)
         out["campaigns_received"] = _per_customer(treated, None, "size", n).set_axis(ids)
-    for name in ("reviews", "tickets"):
+    for name in ("reviews", "tickets"):  # counted when the dataset has the table (a clickstream has neither)
         t = tables.get(name)
-        pos = _positions(ids, t["customer_id"]) if t is not None and len(t) else np.array([], dtype="int64")
+        if t is None:
+            continue
+        pos = _positions(ids, t["customer_id"]) if len(t) else np.array([], dtype="int64")
         out[name] = _per_customer(pos, None, "size", n).set_axis(ids)
     out["first_seen"] = pd.concat(first, axis=1).min(axis=1).set_axis(ids)
     out["last_seen"] = pd.concat(last, axis=1).max(axis=1).set_axis(ids)

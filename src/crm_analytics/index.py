@@ -1,4 +1,6 @@
-"""``reports/<dataset>/index.html``: every report with its status, run time and headline numbers."""
+"""``reports/<dataset>/index.html``: every report with its status, run time and headline numbers, and every
+pipeline notebook the dataset cannot feed with the sentence why (``skipped`` of
+:func:`crm_analytics.params.resolve_notebook_params`)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:
 h1{font-size:1.6rem;margin-bottom:.2rem} .sub{color:#59636e;margin-top:0}
 .card{border:1px solid #d1d9e0;border-radius:8px;padding:1rem 1.2rem;margin:1rem 0}
 .card h2{font-size:1.15rem;margin:.1rem 0 .4rem} .meta{color:#59636e;font-size:.9rem}
+.card.skipped{background:#f6f8fa;border-style:dashed} .skip{color:#59636e;font-weight:600}
 .ok{color:#0a6e31;font-weight:600} .failed{color:#b3261e;font-weight:600} .missing{color:#8a6d00;font-weight:600}
 table{border-collapse:collapse;font-size:.92rem;margin-top:.4rem} td{padding:.15rem .8rem .15rem 0;vertical-align:top}
 td.k{color:#59636e} td.v{font-variant-numeric:tabular-nums;font-weight:600}
@@ -66,7 +69,11 @@ def write_index(dataset: str) -> Path:
 
     reports = paths.reports_dir(dataset)
     resolved = resolve_notebook_params(dataset)
-    cards = []
+    cards = {}
+    for nb, reason in resolved.get("skipped", {}).items():
+        cards[nb] = (f'<div class="card skipped"><h2>{escape(notebook_title(nb))}</h2>'
+                     f'<div class="meta"><span class="skip">not run</span></div>'
+                     f"<p>Not run for this dataset: {escape(reason)}</p></div>")
     for nb in resolved["notebooks"]:
         status_file = reports / "status" / f"{nb}.json"
         status = json.loads(status_file.read_text()) if status_file.exists() else {"status": "missing"}
@@ -86,7 +93,7 @@ def write_index(dataset: str) -> Path:
         )
         link = f'<a href="{nb}.html">{escape(title)}</a>' if (reports / f"{nb}.html").exists() \
             else escape(title)
-        cards.append(
+        cards[nb] = (
             f'<div class="card"><h2>{link}</h2><div class="meta">{meta} · '
             f'<a href="metrics/{nb}.json">metrics</a></div>'
             f"<table>{rows}</table></div>"
@@ -98,7 +105,7 @@ def write_index(dataset: str) -> Path:
         f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
         f"<title>CRM Analytics — {escape(dataset)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>CRM Analytics — {escape(dataset)}</h1><p class='sub'>{description}</p>"
-        + "".join(cards)
+        + "".join(cards[nb] for nb in sorted(cards))  # pipeline order: NN_topic
         + "<p class='meta'>Built by <code>make reports DATASET="
         + escape(dataset)
         + "</code>. Numbers come from the metrics files beside each report.</p></body></html>\n"

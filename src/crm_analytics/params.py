@@ -7,7 +7,7 @@ A params file names the dataset's source and sets every knob of its notebooks::
       kind: demo
       n_customers: 20000
       seed: 42
-    notebooks: [01_data_cleaning, 02_segmentation]   # optional; default: every pipeline notebook
+    notebooks: [01_data_cleaning, 02_segmentation]   # optional; default: every pipeline notebook the source can feed
     currency: TRY                # any other key is a parameter of one or more notebooks
     horizon_days: 365
 
@@ -20,6 +20,12 @@ names). One name has one meaning across notebooks. All of this is checked by
 
 In the folder form, ``params/<dataset>/dataset.yaml`` holds the reserved and shared
 keys and ``params/<dataset>/<notebook>.yaml`` the keys of one notebook.
+
+A notebook may declare what its data must hold in its metadata, ``"crm_analytics": {"requires":
+"behaviour"}`` (one name or a list; :data:`REQUIREMENTS`). Without ``notebooks:`` in the params file, a
+notebook whose requirement the source cannot meet is left out, and the resolved params say why
+(``skipped``: notebook -> one sentence, shown on the dataset's index page); a ``notebooks:`` list naming
+such a notebook is refused.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ __all__ = [
     "notebook_parameters",
     "pipeline_notebooks",
     "resolve_notebook_params",
+    "notebook_requires",
+    "unmet_requirement",
+    "REQUIREMENTS",
     "check_type",
     "check_value",
     "check_relations",
@@ -65,6 +74,51 @@ def pipeline_notebooks() -> list[str]:
         for p in paths.notebooks_dir().glob("[0-9][0-9]_*.ipynb")
         if not p.name.endswith(".FAILED.ipynb")
     )
+
+
+def _requirement_behaviour(source: dict) -> str | None:
+    from crm_analytics.sources import behaviour_data
+
+    return behaviour_data(source)
+
+
+#: requirement name (``metadata.crm_analytics.requires`` of a notebook) -> check of a validated source,
+#: returning ``None`` when the source meets it, else one sentence why not
+REQUIREMENTS = {
+    "behaviour": _requirement_behaviour,  # a clickstream or session summaries: crm_analytics.sources.behaviour_data
+}
+
+
+def notebook_requires(notebook: str) -> list[str]:
+    """What *notebook* needs of a dataset's data (``metadata.crm_analytics.requires``: one name or a list,
+    see :data:`REQUIREMENTS`); ``[]`` when it declares nothing.
+
+    Raises
+    ------
+    ParamsError
+        An unknown requirement name, naming the notebook and the known names.
+    """
+    import json
+
+    path = paths.notebooks_dir() / f"{notebook}.ipynb"
+    meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("crm_analytics", {}) or {}
+    wanted = meta.get("requires") or []
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    unknown = [w for w in wanted if w not in REQUIREMENTS]
+    if unknown:
+        raise ParamsError(f"notebooks/{notebook}.ipynb: metadata crm_analytics.requires names {unknown[0]!r}; "
+                          f"requirements are {sorted(REQUIREMENTS)}")
+    return wanted
+
+
+def unmet_requirement(notebook: str, source: dict) -> str | None:
+    """``None`` when *source* (validated, see :func:`crm_analytics.sources.validate_source`) meets what
+    *notebook* requires (:func:`notebook_requires`), else the sentence saying why not."""
+    for name in notebook_requires(notebook):
+        reason = REQUIREMENTS[name](source)
+        if reason:
+            return reason
+    return None
 
 
 def notebook_parameters(notebook: str) -> dict[str, dict[str, Any]]:
@@ -202,19 +256,25 @@ def resolve_notebook_params(dataset: str) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"source": {...}, "notebooks": [...], "per_notebook": {notebook: {key: value}}, "file": ...}``;
-        every notebook's dict starts with ``dataset``; ``file`` is the params file as messages show it.
+        ``{"source": {...}, "notebooks": [...], "per_notebook": {notebook: {key: value}}, "file": ...,
+        "description": ..., "skipped": {notebook: reason}}``; every notebook's dict starts with ``dataset``;
+        ``file`` is the params file as messages show it; ``skipped`` lists the pipeline notebooks not run
+        because the source cannot meet what they require (:func:`unmet_requirement`), each with the sentence
+        why, in pipeline order.
 
     Raises
     ------
     ParamsError
         Naming the file, the key and the allowed keys or values, for an unknown key, a value of
         the wrong type or against its rule (:mod:`crm_analytics.params_rules`), an unknown
-        notebook or a missing source.
+        notebook, a notebook the source cannot feed, or a missing source.
     """
+    from crm_analytics.sources import validate_source
+
     loaded = load_params(dataset)
     file, shared = _shown(loaded["file"]), loaded["shared"]
     available = pipeline_notebooks()
+    listed = "notebooks" in shared
     notebooks = shared.get("notebooks", available)
     if not isinstance(notebooks, list) or not all(isinstance(n, str) for n in notebooks):
         raise ParamsError(f"{file}: key 'notebooks' must be a list of notebook names, e.g. {available}")
@@ -226,8 +286,19 @@ def resolve_notebook_params(dataset: str) -> dict[str, Any]:
     if not isinstance(source, dict) or not isinstance(source.get("kind"), str):
         raise ParamsError(f"{file}: key 'source' must be a mapping with a 'kind' "
                           "(e.g. source: {kind: demo, n_customers: 20000, seed: 42})")
+    full_source = validate_source(dataset, source, str(file))
+    unmet = {nb: reason for nb in available if (reason := unmet_requirement(nb, full_source))}
+    for nb in notebooks:
+        if listed and nb in unmet:
+            raise ParamsError(f"{file}: key 'notebooks' names {nb!r}, which this dataset cannot feed: {unmet[nb]} "
+                              f"Remove {nb} from notebooks (or point source at data that has what it needs)")
+    skipped = dict(unmet)  # listed or not: a listed one was refused above
+    notebooks = [nb for nb in notebooks if nb not in skipped]
+    # a key declared only by a skipped notebook is still a known key (its value is checked, and unused)
     declared = {nb: notebook_parameters(nb) for nb in notebooks}
-    allowed = sorted({k for d in declared.values() for k in d if k != "dataset"})
+    declared_skipped = {nb: notebook_parameters(nb) for nb in skipped}
+    allowed = sorted({k for d in (*declared.values(), *declared_skipped.values()) for k in d if k != "dataset"})
+    every = {**declared, **declared_skipped}
 
     def check(key: str, value: Any, where: str, owners: list[str]) -> None:
         if not owners:
@@ -236,7 +307,7 @@ def resolve_notebook_params(dataset: str) -> dict[str, Any]:
                 f"allowed keys are {list(RESERVED_KEYS) + allowed}"
             )
         for nb in owners:
-            want = declared[nb][key]["type"]
+            want = every[nb][key]["type"]
             if not check_type(value, want):
                 hint = ""
                 if want == "str" and isinstance(value, (datetime.date, datetime.datetime)):
@@ -254,21 +325,22 @@ def resolve_notebook_params(dataset: str) -> dict[str, Any]:
         if key == "dataset":
             raise ParamsError(f"{file}: key 'dataset' is set from the file name; remove it")
         owners = [nb for nb in notebooks if key in declared[nb]]
-        check(key, value, file, owners)
+        check(key, value, file, owners or [nb for nb in skipped if key in declared_skipped[nb]])
         for nb in owners:
             per_notebook[nb][key] = value
     for nb, (values, path) in loaded["per_notebook"].items():
         where = _shown(path)
-        if nb not in notebooks:
+        if nb not in notebooks and nb not in skipped:
             raise ParamsError(f"{where}: {nb!r} is not a notebook of dataset {dataset!r}; "
                               f"notebooks are {notebooks}")
-        nb_allowed = sorted(k for k in declared[nb] if k != "dataset")
+        nb_allowed = sorted(k for k in every[nb] if k != "dataset")
         for key, value in values.items():
-            if key not in declared[nb] or key == "dataset":
+            if key not in every[nb] or key == "dataset":
                 raise ParamsError(f"{where}: unknown key {key!r}{_suggest(key, nb_allowed)}; "
                                   f"allowed keys of {nb} are {nb_allowed}")
             check(key, value, where, [nb])
-            per_notebook[nb][key] = value
+            if nb in per_notebook:
+                per_notebook[nb][key] = value
     for nb in notebooks:
         where = _shown(loaded["per_notebook"][nb][1]) if nb in loaded["per_notebook"] else file
         defaults = {k: info["default"] for k, info in declared[nb].items()}
@@ -279,4 +351,5 @@ def resolve_notebook_params(dataset: str) -> dict[str, Any]:
         "per_notebook": per_notebook,
         "file": str(file),
         "description": shared.get("description", ""),
+        "skipped": skipped,
     }

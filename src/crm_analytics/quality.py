@@ -12,10 +12,25 @@ from crm_analytics.tables import ParquetTable, isin, sql_name
 
 __all__ = ["input_formats_table", "accounting_table", "rejects_table", "plot_rejects", "cleaning_metrics",
            "cleaning_summary", "erasure_summary", "completeness", "outliers", "freshness", "referential_integrity",
-           "dirt_found_vs_planted", "quality_summary"]
+           "dirt_found_vs_planted", "quality_summary", "newest_record"]
 
-_TS_COLUMN = {"orders": "order_ts", "events": "ts", "reviews": "ts", "tickets": "opened_ts",
+_TS_COLUMN = {"orders": "order_ts", "events": "ts", "sessions": "start_ts", "reviews": "ts", "tickets": "opened_ts",
               "customers": "signup_ts", "campaign_assignments": "sent_ts", "campaigns": "start_ts"}
+
+
+def _newest(t, col: str):
+    """The newest value of timestamp column *col* of table *t* (NaT when none)."""
+    if isinstance(t, ParquetTable):
+        return t.query(f"SELECT max({sql_name(col)}) AS newest FROM t")["newest"].iloc[0] if len(t) else pd.NaT
+    return t[col].max() if t is not None and len(t) and col in t else pd.NaT
+
+
+def newest_record(tables: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
+    """The newest timestamp of any table (orders, events, sessions, reviews…), or ``None`` when no table has one:
+    what freshness is measured against in a dataset without orders."""
+    found = [_newest(tables.get(name), col) for name, col in _TS_COLUMN.items() if name in tables]
+    found = [pd.Timestamp(t) for t in found if pd.notna(t)]
+    return max(found) if found else None
 
 
 def completeness(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -54,22 +69,18 @@ def outliers(tables: dict[str, pd.DataFrame], *, iqr_factor: float = 3.0) -> pd.
         n = int((lv > upper).sum())
         rows.append({"table": name, "column": col, "rows": len(v), "outliers": n,
                      "threshold": float(np.exp(upper)), "max": float(v.max())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["table", "column", "rows", "outliers", "threshold", "max"])
 
 
 def freshness(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp, stale_after_days: int) -> pd.DataFrame:
     """Days from each table's newest record to *as_of*; ``stale`` when more than *stale_after_days*."""
     rows = []
     for name, col in _TS_COLUMN.items():
-        t = tables.get(name)
-        if isinstance(t, ParquetTable):
-            newest = t.query(f"SELECT max({sql_name(col)}) AS newest FROM t")["newest"].iloc[0] if len(t) else pd.NaT
-        else:
-            newest = t[col].max() if t is not None and len(t) else pd.NaT
+        newest = _newest(tables.get(name), col)
         if pd.notna(newest):
             days = (as_of - newest).total_seconds() / 86400
             rows.append({"table": name, "newest": newest, "days_old": round(days, 1), "stale": days > stale_after_days})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["table", "newest", "days_old", "stale"])
 
 
 def referential_integrity(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -104,7 +115,7 @@ def referential_integrity(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
             vals = tables[child][ccol].dropna()
             n_checked, n_bad = len(vals), int((~isin(vals, tables[parent][pcol].dropna())).sum())
         rows.append({"check": label, "table": child, "column": ccol, "rows_checked": n_checked, "rows_broken": n_bad})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["check", "table", "column", "rows_checked", "rows_broken"])
 
 
 def dirt_found_vs_planted(truth: dict, counts: dict, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -217,7 +228,14 @@ def cleaning_metrics(result) -> dict:
     tables = {name: {k: c[k] for k in ("rows_in", "rows_kept", "rows_rejected", "rows_duplicate", "rejects_by_reason")}
               for name, c in result.counts.items()}
     orders = result.tables.get("orders")
-    customers_identified = int(orders["customer_id"].dropna().nunique()) if orders is not None else 0
+    customers = result.tables.get("customers")
+    if orders is not None:
+        customers_identified, identified_in = int(orders["customer_id"].dropna().nunique()), "orders"
+    elif customers is not None and len(customers):  # no orders: the customers the events carry
+        customers_identified = int(customers["customer_id"].dropna().nunique())
+        identified_in = result.counts.get("customers", {}).get("derived_from") or "customers"
+    else:
+        customers_identified, identified_in = 0, None
     guest = result.notes.get("guest_lines")
     if guest is None and orders is not None:
         guest = int(orders["customer_id"].isna().sum())
@@ -229,6 +247,7 @@ def cleaning_metrics(result) -> dict:
     return {
         "tables": tables,
         "customers_identified": customers_identified,
+        "customers_identified_in": identified_in,
         "guest_lines": guest,
         "cancelled_lines": cancelled,
         "cancelled_lines_matched": result.notes.get("cancelled_lines_matched"),
@@ -248,8 +267,18 @@ def cleaning_summary(metrics: dict, *, source_kind: str):
     """Plain-language summary of the cleaning, for the top of the report (report prose, :func:`report.md`)."""
     h = metrics["headline"]
     template = ("**{rows_in:,} input rows** from the {kind} source: **{kept:,} kept** ({share:.1%}), {rejected:,} "
-                "rejected with a reason and {dup:,} exact duplicates merged. **{customers:,} customers** are "
-                "identified in the orders.")
+                "rejected with a reason and {dup:,} exact duplicates merged. ")
+    where = metrics.get("customers_identified_in", "orders")
+    if where == "orders":
+        template += "**{customers:,} customers** are identified in the orders."
+    elif where == "events":
+        template += ("This dataset has no orders: **{customers:,} customers** are identified in the web or app "
+                     "events (visitors who logged in); the other visitors are anonymous.")
+    elif where == "customers":
+        template += "This dataset has no orders: **{customers:,} customers** are in its customers table."
+    else:
+        template += ("This dataset has no orders and no customer ids: it describes visits, not customers, so "
+                     "there is no customer to identify.")
     if metrics.get("guest_lines"):
         template += (" {guests:,} order rows have no customer (guest purchases): kept for product analyses, left out "
                      "of customer analyses.")
@@ -296,7 +325,9 @@ def customer_view_summary(view: pd.DataFrame | None) -> pd.DataFrame:
     """Aggregate figures of the customer 360 table (no row-level data)."""
     if view is None or not len(view):
         return pd.DataFrame({"measure": ["customers"], "value": [0]})
-    rows = [("customers", len(view)), ("customers who bought", int(view["buyer"].sum()))]
+    rows = [("customers", len(view))]
+    if "orders" in view:  # a dataset without orders says nothing about who bought
+        rows.append(("customers who bought", int(view["buyer"].sum())))
     for col, label in (("orders", "median orders of buyers"), ("revenue", "median revenue of buyers")):
         if col in view:
             rows.append((label, float(view.loc[view["buyer"], col].median()) if view["buyer"].any() else 0.0))
@@ -305,7 +336,7 @@ def customer_view_summary(view: pd.DataFrame | None) -> pd.DataFrame:
                        ("reviews", "customers who wrote a review"), ("tickets", "customers who opened a ticket")):
         if col in view:
             rows.append((label, int((view[col] > 0).sum())))
-    if "consent_marketing" in view:
+    if "consent_marketing" in view and view["consent_marketing"].notna().any():  # no consents in the data: no row
         rows.append(("customers who consented to marketing", int(view["consent_marketing"].fillna(False).sum())))
     return pd.DataFrame([(m, f"{v:,.0f}" if isinstance(v, int) else f"{v:,.2f}") for m, v in rows],
                         columns=["measure", "value"])

@@ -13,8 +13,13 @@ Kinds (``source: {kind: ...}`` in ``params/<dataset>.yaml``):
                    ``variant``: ``sample`` (2,357 customers) or ``master`` (23,570)
 ``online_retail``  UCI Online Retail / Online Retail II export (csv, csv.gz, xlsx or parquet); option ``path``
 ``hillstrom``      MineThatData e-mail experiment (csv, csv.gz, xlsx or parquet); option ``path``
+``online_shoppers`` UCI Online Shoppers Purchasing Intention: one row per session (the canonical ``sessions``
+                   table, no orders or customers); option ``path``
+``diginetica``     DIGINETICA (CIKM Cup 2016) product-view clickstream, ``;``-separated (canonical ``events``,
+                   product views only, no orders or customers); option ``path``
 ``files``          generic adapter for a shop's own exports (Shopify, WooCommerce, event logs): option
-                   ``tables``, one entry per canonical table with ``path`` (csv, csv.gz, xlsx or parquet),
+                   ``tables``, one entry per canonical table (``sessions`` for an analytics export of
+                   session summaries) with ``path`` (csv, csv.gz, xlsx or parquet),
                    ``columns`` (canonical name -> the export's column name) and optional ``values``
                    (canonical column -> {export value: canonical value}), e.g.::
 
@@ -58,6 +63,7 @@ __all__ = [
     "build_raw",
     "read_source",
     "resolve_path",
+    "behaviour_data",
     "RawParquet",
 ]
 
@@ -78,6 +84,9 @@ SOURCE_KINDS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "online_retail": {"path": (str, "external:online_retail/online_retail.csv.gz"), "currency": (str, "GBP"),
                       "decimal": (str, "")},
     "hillstrom": {"path": (str, "external:hillstrom/hillstrom.csv"), "currency": (str, "USD"), "decimal": (str, "")},
+    "online_shoppers": {"path": (str, "external:online_shoppers/online_shoppers_intention.csv"),
+                        "decimal": (str, "")},
+    "diginetica": {"path": (str, "external:diginetica/sample_train-item-views.csv")},
     "files": {"tables": (dict, {}), "currency": (str, "EUR"), "decimal": (str, "")},
 }
 _FILE_TABLE_KEYS = {"path", "columns", "values"}
@@ -130,7 +139,8 @@ def _validate_files(tables: dict, file: str) -> None:
     from crm_analytics.contracts import TABLES
 
     if not tables:
-        raise ParamsError(f"{file}: source.tables is empty; name at least the orders export, e.g. "
+        raise ParamsError(f"{file}: source.tables is empty; name at least the orders export (or the events or "
+                          "sessions export of a shop's web analytics), e.g. "
                           "tables: {orders: {path: exports/orders.csv, columns: {order_id: Name, ...}}}")
     for name, spec in tables.items():
         where = f"{file}: source.tables.{name}"
@@ -224,6 +234,53 @@ def build_raw(dataset: str, source: dict) -> Path:
     (out / "_SOURCE.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (out / "_SUCCESS").write_text("")
     return out
+
+
+_NO_CLICKS = "no web or app events (clicks, carts, searches)"
+#: why a kind of source has no behaviour data (``None``: it has)
+_NO_BEHAVIOUR: dict[str, str | None] = {
+    "cdnow": f"CDNOW has purchases only, {_NO_CLICKS}.",
+    "online_retail": f"Online Retail has invoice lines only, {_NO_CLICKS}.",
+    "hillstrom": ("Hillstrom has one visit flag per customer (did they visit the site in the two weeks after the "
+                  "e-mail), no product views, carts or searches."),
+    "online_shoppers": None,
+    "diginetica": None,
+}
+
+
+def behaviour_data(source: dict) -> str | None:
+    """Whether *source* (a ``source`` mapping of a params file) gives on-site behaviour: ``None`` when it
+    provides a clickstream (an events table with product views) or session summaries (a ``sessions``
+    table), else one plain sentence saying why not, for the dataset's index page.
+
+    Notebooks that declare ``"requires": "behaviour"`` in their metadata (``05_behaviour``) run only when
+    this is ``None`` (:func:`crm_analytics.params.resolve_notebook_params`).
+
+    Examples
+    --------
+    >>> behaviour_data({"kind": "demo"}) is None
+    True
+    >>> behaviour_data({"kind": "cdnow", "variant": "sample"})
+    'CDNOW has purchases only, no web or app events (clicks, carts, searches).'
+    >>> behaviour_data({"kind": "files", "tables": {"orders": {"path": "orders.csv"}}})
+    "The shop's exports named in params are orders only: no events or sessions export is mapped (source.tables.events or source.tables.sessions), so there are no web or app events (clicks, carts, searches)."
+    """
+    kind = source.get("kind")
+    if kind == "demo":
+        if source.get("with_events", SOURCE_KINDS["demo"]["with_events"][1]):
+            return None
+        return ("The generated world is built without web or app events (source.with_events is false), so there "
+                "are no clicks, carts or searches.")
+    if kind == "files":
+        tables = sorted(source.get("tables") or {})
+        if "events" in tables or "sessions" in tables:
+            return None
+        named = ", ".join(tables) if tables else "no table"
+        return (f"The shop's exports named in params are {named} only: no events or sessions export is mapped "
+                f"(source.tables.events or source.tables.sessions), so there are {_NO_CLICKS}.")
+    if kind in _NO_BEHAVIOUR:
+        return _NO_BEHAVIOUR[kind]
+    raise ParamsError(f"source.kind must be one of {sorted(SOURCE_KINDS)}, got {kind!r}")
 
 
 # ----------------------------------------------------------------------------- readers
@@ -323,6 +380,18 @@ def _read_hillstrom(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
     return read_hillstrom(resolve_path(source["path"]), decimal=source.get("decimal", ""))
 
 
+def _read_online_shoppers(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+    from crm_analytics.formats import read_online_shoppers
+
+    return read_online_shoppers(resolve_path(source["path"]), decimal=source.get("decimal", ""))
+
+
+def _read_diginetica(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+    from crm_analytics.formats import read_diginetica
+
+    return read_diginetica(resolve_path(source["path"]))
+
+
 def _read_files(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
     from crm_analytics.contracts import TABLES
     from crm_analytics.formats import number_style, parse_numbers, read_table_file
@@ -367,6 +436,8 @@ _READERS: dict[str, Callable[[str, dict], dict[str, pd.DataFrame]]] = {
     "cdnow": _read_cdnow,
     "online_retail": _read_online_retail,
     "hillstrom": _read_hillstrom,
+    "online_shoppers": _read_online_shoppers,
+    "diginetica": _read_diginetica,
     "files": _read_files,
 }
 
