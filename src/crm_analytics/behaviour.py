@@ -36,10 +36,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 from scipy import stats
 
 from crm_analytics.campaigns import holm, newcombe_interval, wilson_interval
@@ -63,7 +64,6 @@ __all__ = [
     "next_items",
     "session_stats",
     "truth_check",
-    "diginetica_events",
 ]
 
 #: The purchase funnel, in order. A session *reaches* a step when it holds at least one event of it.
@@ -114,12 +114,12 @@ def _source(db: Any, events: Any) -> Any:
                                 "Map the tracker's columns to the canonical names (params source.tables.events.columns)")
     use = [c for c in EVENT_COLUMNS if c in have]
     if isinstance(events, ParquetTable):
-        data = pads.dataset(str(events.path), format="parquet")
-        ts_type = data.schema.field("ts").type
+        ts_type = pq.read_schema(str(events.path)).field("ts").type
         if not (pa.types.is_timestamp(ts_type) and ts_type.unit in ("s", "ms", "us")):
             raise DataContractError(f"{events.path}: column 'ts' is {ts_type}, not a timestamp at microsecond "
                                     "precision or coarser; write clean events with notebook 01 (the contract "
                                     "stores microseconds)")
+        t = db.parquet(events.path)
     else:
         frame = events[use]
         ts = frame["ts"]
@@ -131,8 +131,7 @@ def _source(db: Any, events: Any) -> Any:
         if ts.dt.unit == "ns":  # DuckDB behind Ibis takes microseconds (the contract's precision)
             ts = ts.dt.floor("us").dt.as_unit("us")
         frame = frame.assign(ts=ts)
-        data = pa.Table.from_pandas(frame, preserve_index=False)
-    t = db.table(data)
+        t = db.table(pa.Table.from_pandas(frame, preserve_index=False))
     fill = {}
     for c in EVENT_COLUMNS:
         if c not in have:
@@ -146,9 +145,10 @@ def _source(db: Any, events: Any) -> Any:
     return t.select(*EVENT_COLUMNS)
 
 
-def _session_events(db: Any, events: Any, inactivity_minutes: float = 30) -> Any:
-    """Site events with ``session_key``, ``visitor_id``, ``person`` (known or stitched customer or
-    null) and ``seq`` (0, 1, … within the session), as an Ibis table."""
+def _session_rows(db: Any, events: Any, inactivity_minutes: float = 30) -> Any:
+    """Site events with ``session_key``, ``person`` (known or stitched customer, or null) and
+    ``device_key``, as an Ibis table; no ordering within sessions (cheap: a window runs only over
+    events that lack a session id)."""
     import ibis
 
     _check_minutes(inactivity_minutes)
@@ -172,12 +172,41 @@ def _session_events(db: Any, events: Any, inactivity_minutes: float = 30) -> Any
     rest = rest.mutate(n=rest.starts.sum().over(ibis.window(group_by=rest.device_key, order_by=[rest.ts, rest.event_id],
                                                             rows=(None, 0))))
     rest = rest.mutate(session_key=rest.device_key.concat("#", rest.n.cast("string"))).drop("prev_ts", "starts", "n")
-    t = given.union(rest)
+    return given.union(rest)
+
+
+def _session_events(db: Any, events: Any, inactivity_minutes: float = 30) -> Any:
+    """Site events with ``session_key``, ``visitor_id``, ``person`` (known or stitched customer or
+    null) and ``seq`` (0, 1, … within the session), as an Ibis table (for paths, searches and
+    carts, which need the order of events within a session)."""
+    import ibis
+
+    t = _session_rows(db, events, inactivity_minutes)
     ws = ibis.window(group_by=t.session_key)
     t = t.mutate(visitor_id=ibis.coalesce(t.person.max().over(ws), t.anonymous_id.max().over(ws), t.device_key),
                  session_person=t.person.max().over(ws))
     t = t.mutate(seq=ibis.row_number().over(ibis.window(group_by=t.session_key, order_by=[t.ts, t.event_id])))
     return t
+
+
+#: the order of events within a session: time, then event id (DuckDB's ``arg_min`` over a struct key)
+_ORDER_KEY = dt.Struct({"ts": dt.Timestamp(timezone="UTC", scale=6), "id": dt.string})
+
+
+def _first_last(name: str):
+    def by(arg: str, key: _ORDER_KEY) -> str:  # type: ignore[empty-body, valid-type]
+        ...
+
+    by.__name__ = f"_{name}"
+    by.__doc__ = (f"``{name}(arg, key)`` in DuckDB, Spark and Trino: *arg* on the row with the "
+                  f"{'smallest' if name == 'min_by' else 'largest'} *key*, without sorting the group (Ibis's "
+                  "``argmin`` is an ordered aggregate on DuckDB).")
+    import ibis
+
+    return ibis.udf.agg.builtin(name=name)(by)
+
+
+_first_by, _last_by = _first_last("min_by"), _first_last("max_by")
 
 
 def _utc(frame: pd.DataFrame) -> pd.DataFrame:
@@ -232,12 +261,13 @@ def sessions(events: Any, *, inactivity_minutes: float = 30, customers: pd.DataF
     import ibis
 
     with local_ibis() as db:
-        t = _session_events(db, events, inactivity_minutes)
+        t = _session_rows(db, events, inactivity_minutes)
         et = t.event_type
+        order = ibis.struct({"ts": t.ts.cast(_ORDER_KEY["ts"]), "id": t.event_id})
         aggs = dict(
-            visitor_id=t.visitor_id.max(), customer_id=t.session_person.max(),
-            channel=t.channel.argmin(t.seq), device=t.device.argmin(t.seq),
-            landing_type=et.argmin(t.seq), exit_type=et.argmax(t.seq),
+            person=t.person.max(), anon=t.anonymous_id.max(), device_key=t.device_key.max(),
+            channel=_first_by(t.channel, order), device=_first_by(t.device, order),
+            landing_type=_first_by(et, order), exit_type=_last_by(et, order),
             events=t.count(), product_views=(et == "product_view").cast("int64").sum(),
             searches=(et == "search").cast("int64").sum(),
             start_ts=t.ts.min(), end_ts=t.ts.max(),
@@ -246,6 +276,8 @@ def sessions(events: Any, *, inactivity_minutes: float = 30, customers: pd.DataF
         for step in FUNNEL_STEPS:
             aggs[f"first_{step}_ts"] = ibis.ifelse(et == step, t.ts, None).min()
         s = t.group_by(session_id=t.session_key).aggregate(**aggs)
+        s = s.mutate(visitor_id=ibis.coalesce(s.person, s.anon, s.device_key), customer_id=s.person)
+        s = s.drop("person", "anon", "device_key")
         wv = ibis.window(group_by=s.visitor_id, order_by=[s.start_ts, s.session_id])
         s = s.mutate(session_number=(ibis.row_number().over(wv) + 1).cast("int64"),
                      duration_seconds=(s.end_ts.epoch_seconds() - s.start_ts.epoch_seconds()).cast("float64"))
@@ -767,32 +799,3 @@ def truth_check(sessions_df: pd.DataFrame, events: Any, truth: dict) -> pd.DataF
     out = pd.DataFrame(rows, columns=["measure", "measured", "true"])
     out["difference"] = out["measured"] - out["true"]
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# 9. real session-level and views-only data
-# --------------------------------------------------------------------------------------------
-def diginetica_events(raw: pd.DataFrame) -> pd.DataFrame:
-    """The DIGINETICA (CIKM Cup 2016) item-view log (``session_id;user_id;item_id;timeframe;eventdate``,
-    read with ``sep=";"``) as canonical events: ``product_view`` events with ``ts = eventdate +
-    timeframe`` milliseconds, ``session_id``, ``customer_id`` (``user_id``, mostly missing),
-    ``anonymous_id`` (``"s<session_id>"``: the log has no device id), ``product_id``, ``channel`` web.
-
-    Views only: conversion, funnel, cart abandonment and search need other event types; sessions,
-    session length and duration, product views, transitions, paths and next items work.
-    """
-    _need(raw, ["session_id", "user_id", "item_id", "timeframe", "eventdate"], "diginetica")
-    date = pd.to_datetime(raw["eventdate"], utc=True, format="%Y-%m-%d", errors="coerce")
-    ts = date + pd.to_timedelta(pd.to_numeric(raw["timeframe"], errors="coerce"), unit="ms")
-    user = raw["user_id"].astype("string").replace({"NA": pd.NA})
-    out = pd.DataFrame({
-        "event_id": pd.Series(np.arange(1, len(raw) + 1)).astype(str).to_numpy(),
-        "ts": ts.dt.as_unit("us").to_numpy(),
-        "customer_id": user.to_numpy(),
-        "anonymous_id": ("s" + raw["session_id"].astype(str)).to_numpy(),
-        "session_id": raw["session_id"].astype(str).to_numpy(),
-        "channel": "web", "device": pd.NA, "event_type": "product_view",
-        "product_id": raw["item_id"].astype(str).to_numpy(),
-    })
-    out["ts"] = pd.to_datetime(out["ts"], utc=True)
-    return out.dropna(subset=["ts"]).reset_index(drop=True)

@@ -244,6 +244,14 @@ RULES: dict[str, Rule] = {
     "uplift_test_share": number(0, 1, low_open=True, high_open=True),
     "next_test_lift": number(0, 1, low_open=True, high_open=True),
     "power": number(0, 1, low_open=True, high_open=True),
+    # 05_behaviour
+    "inactivity_minutes": number(1, whole=True),
+    "recovery_days": number(1, whole=True),
+    "rising_weeks": number(1, whole=True),
+    "min_views": number(1, whole=True),
+    "path_steps": number(2, whole=True),
+    "top_n": number(1, whole=True),
+    "intent_test_share": number(0, 1, low_open=True, high_open=True),
 }
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 __all__ = ["style", "plot_forest", "plot_curves", "plot_heatmap", "plot_bars", "plot_actual_vs_expected",
-           "plot_calibration"]
+           "plot_calibration", "plot_rate_over_time"]
 
 PALETTE = ["#2a6f97", "#e07a5f", "#3d405b", "#81b29a", "#f2cc8f", "#8d99ae"]
 
@@ -73,6 +73,22 @@ def plot_heatmap(matrix: pd.DataFrame, *, title: str = "", fmt: str = ".0%", cma
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    return ax
+
+
+def plot_rate_over_time(df: pd.DataFrame, *, x: str, rate: str, low: str, high: str, title: str = "",
+                        ylabel: str = "", ax=None):
+    """A rate per period as a line with its interval as a band (conversion by week or month)."""
+    ax = _ax(ax, (9, 3.8))
+    xs = df[x].astype(str).to_numpy()
+    ax.fill_between(xs, df[low].to_numpy(float), df[high].to_numpy(float), color=PALETTE[0], alpha=0.2,
+                    label="95 % interval")
+    ax.plot(xs, df[rate].to_numpy(float), marker="o", color=PALETTE[0], label="rate")
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+    ax.legend(fontsize=8)
     return ax
 
 

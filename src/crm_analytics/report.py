@@ -293,4 +293,4 @@ def provenance(params: Mapping[str, Any], inputs: Mapping[str, str | Path] | Non
             rows.append(("package", pkg, metadata.version(pkg)))
         except metadata.PackageNotFoundError:
             pass
-    return pd.DataFrame(rows, columns=["kind", "name", "value"])
+    return pd.DataFrame(rows, columns=["kind", "name", "value"]).set_index(["kind", "name"])
