@@ -80,3 +80,11 @@ def test_metrics_follow_the_issue_contract():
     assert m["funnel"]["purchase"]["sessions"] == 30
     assert m["cart_abandonment_rate"]["value"] == pytest.approx(30 / 60)  # 60 sessions carted, 30 bought
     assert m["zero_result_search_share"] is None and "intent_model" not in m
+
+
+def test_funnel_by_table_shows_each_groups_step_conversion():
+    wide = br.funnel_by_table(funnel(_sessions(), "device"), "device")
+    assert list(wide.columns) == ["sessions", "→ add to cart", "→ checkout", "→ purchase"]
+    assert wide.loc["desktop", "sessions"] == 70
+    assert wide.loc["desktop", "→ add to cart"] == pytest.approx(30 / 70)
+    assert wide.loc["ios", "→ purchase"] == pytest.approx(20 / 30)

@@ -12,10 +12,11 @@ from typing import Any
 
 import pandas as pd
 
+from crm_analytics.behaviour import FUNNEL_STEPS
 from crm_analytics.report import md
 
 __all__ = ["STEP_LABELS", "BREAKDOWN_LABELS", "SESSION_SUMMARY_BREAKDOWNS", "dataset_mode", "supported_parts", "landing_table", "show", "COLUMN_LABELS",
-           "rate_table", "funnel_table", "step_times_table", "leak_sentences", "change_sentence",
+           "rate_table", "funnel_table", "funnel_by_table", "step_times_table", "leak_sentences", "change_sentence",
            "paths_table", "metrics", "PERCENT", "INTERVAL"]
 
 #: funnel steps and page types as a reader says them
@@ -161,6 +162,18 @@ def funnel_table(table: pd.DataFrame) -> pd.DataFrame:
         "lost at this step": table["lost"].to_numpy(),
     })
     return out.set_index("step")
+
+
+def funnel_by_table(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    """:func:`crm_analytics.funnel.funnel` by *by* as one row per group: its sessions and the share
+    going on at each step (for a compact comparison; the intervals are in the metrics and the
+    leak sentences)."""
+    wide = table.pivot_table(index=by, columns="step", values="step_conversion", sort=False)
+    wide = wide[[s for s in FUNNEL_STEPS if s in wide.columns][1:]]  # every session starts with a view
+    wide.columns = [f"→ {_step(s)}" for s in wide.columns]
+    total = table.drop_duplicates(by).set_index(by)["total"].rename("sessions")
+    out = pd.concat([total, wide], axis=1)
+    return out.rename_axis(BREAKDOWN_LABELS.get(by, by))
 
 
 def step_times_table(times: pd.DataFrame) -> pd.DataFrame:
