@@ -33,6 +33,7 @@ BENCHES = {
     "pareto_fit_1m": "bench_clv:pareto_fit_1m",
     "segmentation_1m": "bench_segmentation:rfm_segments_clusters_1m",
     "behaviour_1m": "bench_behaviour:behaviour_1m",
+    "recommend_1m": "bench_recommend:recommend_1m",
 }
 
 
