@@ -169,3 +169,18 @@ def test_frequently_bought_together_against_hand_counts():
     assert ("x", "z") not in r.index  # never together
     related = fbt.related("y")  # y->x and y->z have the same lift (10/9); ranks 1 and 2
     assert set(related["consequent_product_id"]) == {"x", "z"} and list(related["rank"]) == [1, 2]
+
+
+def test_frequent_pairs_equal_mlxtends_fpgrowth():
+    import scipy.sparse as sp
+    from mlxtend.frequent_patterns import fpgrowth
+
+    from crm_analytics.recommend import _frequent_pairs
+
+    rng = np.random.default_rng(3)
+    dense = rng.random((300, 12)) < rng.uniform(0.02, 0.4, 12)
+    names = [f"P{i}" for i in range(12)]
+    ours = _frequent_pairs(sp.csr_matrix(dense), names, 0.03)
+    ref = fpgrowth(pd.DataFrame(dense, columns=names), min_support=0.03, use_colnames=True, max_len=2)
+    key = lambda f: dict(zip(f["itemsets"], f["support"].round(12)))  # noqa: E731
+    assert key(ours) == key(ref) and len(ours) == len(ref)

@@ -252,6 +252,11 @@ RULES: dict[str, Rule] = {
     "path_steps": number(2, whole=True),
     "top_n": number(1, whole=True),
     "intent_test_share": number(0, 1, low_open=True, high_open=True),
+    # 06_personalisation
+    "eval_cutoff": iso_date("the last 30 days are held out"),
+    "recommendations_per_customer": number(1, whole=True),
+    "view_weight": number(0, 1),
+    "validation_days": number(1, whole=True),
 }
 
 
