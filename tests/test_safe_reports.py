@@ -194,7 +194,8 @@ def _make(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 def salt_raw_tables(raw: Path) -> int:
     """Append a markup payload to every distinct value of the free-text columns (the control arm keeps
-    its name; the truth files follow the renamed arms); return how many distinct values were salted."""
+    its name; the truth files follow the renamed arms and categories); return how many distinct values
+    were salted."""
     salted = 0
     for table, columns in SALTED_COLUMNS.items():
         path = raw / f"{table}.parquet"
@@ -206,8 +207,16 @@ def salt_raw_tables(raw: Path) -> int:
             salted += len(mapping)
             if (table, col) == ("campaign_assignments", "variant"):
                 _rename_arms_in_truth(raw, mapping)
+            if (table, col) == ("products", "category"):
+                _rename_categories_in_truth(raw, mapping)
         df.to_parquet(path, index=False)
     return salted
+
+
+def _rename_categories_in_truth(raw: Path, categories: dict[str, str]) -> None:
+    truth = pd.read_parquet(raw / "truth_customers.parquet")
+    truth = truth.rename(columns={f"pref_{c}": f"pref_{new}" for c, new in categories.items()})
+    truth.to_parquet(raw / "truth_customers.parquet", index=False)
 
 
 def _rename_arms_in_truth(raw: Path, arms: dict[str, str]) -> None:
