@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crm_analytics import baskets
 from crm_analytics import recommend as rec
 from crm_analytics.errors import ParamsError
 
@@ -156,7 +157,7 @@ def test_frequently_bought_together_against_hand_counts():
             k += 1
             rows += [(f"o{k}", f"c{k}", "2024-01-01", p) for p in items]
     orders, lines = _log(rows)
-    fbt = rec.FrequentlyBoughtTogether(min_count=2, min_support=0.1, min_confidence=0.1, top_n=5).fit(orders, lines)
+    fbt = baskets.FrequentlyBoughtTogether(min_count=2, min_support=0.1, min_confidence=0.1, top_n=5).fit(orders, lines)
     assert fbt.n_baskets_ == 10  # w (1 basket) is below min_count but its basket still counts
     r = fbt.rules_.set_index(["antecedent_product_id", "consequent_product_id"])
     # x->y: support 4/10, confidence 4/6, lift (4/10) / (6/10 * 6/10)
@@ -175,7 +176,7 @@ def test_frequent_pairs_equal_mlxtends_fpgrowth():
     import scipy.sparse as sp
     from mlxtend.frequent_patterns import fpgrowth
 
-    from crm_analytics.recommend import _frequent_pairs
+    from crm_analytics.baskets import _frequent_pairs
 
     rng = np.random.default_rng(3)
     dense = rng.random((300, 12)) < rng.uniform(0.02, 0.4, 12)
