@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from crm_analytics.recommend import ALS, EASE, ItemKNN, Popularity, reason_text
+from crm_analytics.privacy import marketing_consent
+from crm_analytics.recommend import ALS, EASE, ItemKNN, Popularity, product_names, reason_text
 
 __all__ = ["MODEL_LABELS", "default_grids", "baseline", "metrics_table", "tuning_table", "model_metrics", "rules_table", "export_recommendations"]
 
@@ -69,8 +70,7 @@ def model_metrics(metrics: pd.DataFrame, k: int) -> dict[str, dict[str, Any]]:
 
 def rules_table(rules: pd.DataFrame, products: pd.DataFrame | None, n: int) -> pd.DataFrame:
     """The strongest "frequently bought together" rules (by lift) with product names."""
-    names = (products.drop_duplicates("product_id").set_index("product_id")["name"]
-             if products is not None and "name" in products else pd.Series(dtype="string"))
+    names = product_names(products)
     top = rules.sort_values(["lift", "baskets"], ascending=False).head(n)
     return pd.DataFrame({
         "product": top["antecedent_product_id"].map(names).fillna(top["antecedent_product_id"]).to_numpy(),
@@ -94,15 +94,10 @@ def export_recommendations(recs: pd.DataFrame, products: pd.DataFrame | None, cu
     processed, exports = Path(processed_dir), Path(exports_dir)
     processed.mkdir(parents=True, exist_ok=True)
     exports.mkdir(parents=True, exist_ok=True)
-    names = (products.drop_duplicates("product_id").set_index("product_id")["name"]
-             if products is not None and "name" in products else pd.Series(dtype="string"))
+    names = product_names(products)
     out = recs.assign(product_name=recs["product_id"].map(names), reason_text=reason_text(recs, products))
     out.to_parquet(processed / "recommendations.parquet", index=False)
-    consent = pd.Series(dtype=bool)
-    if customers is not None and "consent_marketing" in customers:
-        consent = (customers.drop_duplicates("customer_id").set_index("customer_id")["consent_marketing"]
-                   .astype("boolean").fillna(False).astype(bool))
-    ok = out["customer_id"].map(consent).fillna(False).astype(bool)
+    ok = out["customer_id"].map(marketing_consent(customers)).fillna(False).astype(bool)
     csv = out.loc[ok, ["customer_id", "rank", "product_id", "product_name", "reason_text"]].rename(
         columns={"reason_text": "reason"}).sort_values(["customer_id", "rank"])
     csv.to_csv(exports / "recommendations.csv", index=False)

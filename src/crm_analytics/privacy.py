@@ -20,7 +20,7 @@ import pandas as pd
 from crm_analytics import paths
 from crm_analytics.contracts import PERSONAL_COLUMNS
 
-__all__ = ["secret_key", "pseudonymise", "pseudonymise_table", "SECRET_ENV"]
+__all__ = ["secret_key", "pseudonymise", "pseudonymise_table", "marketing_consent", "SECRET_ENV"]
 
 SECRET_ENV = "CRM_ANALYTICS_SECRET"
 
@@ -86,3 +86,19 @@ def pseudonymise_table(table: str, df: pd.DataFrame, key: bytes) -> pd.DataFrame
         if col in out.columns:
             out[col] = pseudonymise(out[col], key)
     return out
+
+
+def marketing_consent(customers: pd.DataFrame | None) -> pd.Series:
+    """Whether each customer consented to marketing, indexed by ``customer_id``: the one rule every
+    export of contact lists follows. A missing consent (or a dataset without the column) counts as
+    no consent.
+
+    Examples
+    --------
+    >>> marketing_consent(pd.DataFrame({"customer_id": ["a", "b", "c"], "consent_marketing": [True, None, False]})).tolist()
+    [True, False, False]
+    """
+    if customers is None or "consent_marketing" not in customers:
+        return pd.Series(dtype=bool, index=pd.Index([], name="customer_id"))
+    consent = customers.drop_duplicates("customer_id").set_index("customer_id")["consent_marketing"]
+    return consent.astype("boolean").fillna(False).astype(bool)

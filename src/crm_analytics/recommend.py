@@ -64,6 +64,7 @@ __all__ = [
     "SegmentPopularity",
     "build_interactions",
     "interaction_counts",
+    "product_names",
     "reason_text",
 ]
 
@@ -672,13 +673,18 @@ class ALS(_Recommender):
         return self.user_factors_[rows] @ self.item_factors_.T
 
 
+def product_names(products: pd.DataFrame | None) -> pd.Series:
+    """Product name by ``product_id`` (empty when there is no products table or no names)."""
+    if products is None or "name" not in products:
+        return pd.Series(dtype="string", index=pd.Index([], name="product_id"))
+    return products.drop_duplicates("product_id").set_index("product_id")["name"]
+
+
 def reason_text(recs: pd.DataFrame, products: pd.DataFrame | None = None) -> pd.Series:
     """Plain-language reason for each recommendation: ``"because you bought <product name>"`` (the
     product id when *products* has no name for it), otherwise the reason as it is."""
     reason = recs["reason"].astype(str)
     src = recs["source_product_id"]
-    names = src
-    if products is not None and "name" in products:
-        names = src.map(products.drop_duplicates("product_id").set_index("product_id")["name"]).fillna(src)
+    names = src.map(product_names(products)).fillna(src)
     because = (reason == "because you bought") & src.notna()
     return reason.where(~because, "because you bought " + names.astype(str))

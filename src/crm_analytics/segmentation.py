@@ -45,6 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from crm_analytics.errors import CrmAnalyticsError, DataContractError, ParamsError
 from crm_analytics.identity import stitch_events
+from crm_analytics.privacy import marketing_consent
 from crm_analytics.tables import PURCHASE_STATUSES, ids_for_keys, local_ibis, sorted_keys
 
 __all__ = [
@@ -1294,9 +1295,7 @@ def marketing_exports(segments_df: pd.DataFrame, customers: pd.DataFrame, out_di
     seg = _customer_index(segments_df, "segments_df")
     _require(seg, [segment_col], "segments_df")
     _require(customers, ["customer_id", "consent_marketing"], "customers")
-    consent = customers.drop_duplicates("customer_id").set_index("customer_id")["consent_marketing"]
-    ok = consent.astype("boolean").fillna(False).astype(bool)
-    ok = ok.reindex(seg.index, fill_value=False).to_numpy()
+    ok = marketing_consent(customers).reindex(seg.index, fill_value=False).to_numpy()
     out = pd.DataFrame({"customer_id": seg.index.astype(str), "segment": seg[segment_col].astype(str).to_numpy()})[ok]
     cats = seg[segment_col]
     names = [str(c) for c in cats.cat.categories] if isinstance(cats.dtype, pd.CategoricalDtype) else sorted(
