@@ -9,13 +9,15 @@ is still measured over the full window, since late purchases are part of the eff
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from crm_analytics.errors import DataContractError
 from crm_analytics.tables import purchases
 
-__all__ = ["campaign_outcomes", "pre_period_features"]
+__all__ = ["campaign_outcomes", "pre_period_features", "snapshot_features", "uplift_features"]
 
 DAY = pd.Timedelta(days=1)
 
@@ -86,29 +88,45 @@ def pre_period_features(tables: dict[str, pd.DataFrame], *, days: int = 180) -> 
 
 
 def uplift_features(tables: dict[str, pd.DataFrame], campaign_id: str, *, days: int = 180) -> pd.DataFrame:
-    """Features known before *campaign_id* started, one row per assigned customer (index customer_id).
+    """Features known before *campaign_id* started, one row per assigned customer (index customer_id):
+    :func:`snapshot_features` at the campaign's start."""
+    assigned = tables["campaign_assignments"]
+    ids = assigned.loc[assigned["campaign_id"] == campaign_id, "customer_id"]
+    start = tables["campaigns"].set_index("campaign_id").loc[campaign_id, "start_ts"]
+    return snapshot_features(tables, ids, start, days=days)
 
-    Pre-period purchasing (:func:`pre_period_features`), purchasing and browsing behaviour up to the
-    start (:func:`crm_analytics.churn.customer_features`), age and gender, and the numeric or
-    low-cardinality ``attr_*`` columns a source carries (Hillstrom's history, recency, channel...).
+
+def snapshot_features(tables: dict[str, pd.DataFrame], customer_ids: Any, as_of: pd.Timestamp, *,
+                      days: int = 180) -> pd.DataFrame:
+    """Features known before *as_of*, one row per customer of *customer_ids* (index customer_id, in that order).
+
+    Purchasing in the *days* before (``pre_orders``, ``pre_revenue``, ``pre_days_since_order``),
+    purchasing and browsing behaviour up to *as_of* (:func:`crm_analytics.churn.customer_features`,
+    without campaign history), age and gender, and the numeric or low-cardinality ``attr_*`` columns a
+    source carries (Hillstrom's history, recency, channel...). The same columns at a campaign's start
+    (to learn who responds) and today (to score who would respond now).
     """
     from crm_analytics.churn import customer_features
 
-    pre = pre_period_features(tables, days=days)
-    f = pre[pre["campaign_id"] == campaign_id].set_index("customer_id")[
-        ["pre_orders", "pre_revenue", "pre_days_since_order"]]
-    start = tables["campaigns"].set_index("campaign_id").loc[campaign_id, "start_ts"]
-    orders = tables.get("orders")
-    if orders is not None and (orders["order_ts"] < start).any():
+    ids = pd.Index(customer_ids, name="customer_id")
+    b = purchases(tables["orders"])[["customer_id", "order_ts", "order_total"]]
+    b = b[b["order_ts"] < as_of]
+    recent = b[b["order_ts"] >= as_of - days * DAY].groupby("customer_id")
+    f = pd.DataFrame(index=ids)
+    f["pre_orders"] = recent.size().reindex(ids).fillna(0).to_numpy(dtype=float)
+    f["pre_revenue"] = recent["order_total"].sum().reindex(ids).fillna(0).to_numpy(dtype=float)
+    since = (as_of - b.groupby("customer_id")["order_ts"].max()) / DAY
+    f["pre_days_since_order"] = since.reindex(ids).fillna(np.inf).clip(upper=10 * days).to_numpy(dtype=float)
+    if len(b):
         behaviour = customer_features({k: v for k, v in tables.items() if k != "campaign_assignments"},
-                                      start - pd.Timedelta(microseconds=1))
+                                      as_of - pd.Timedelta(microseconds=1))
         f = f.join(behaviour.drop(columns=[c for c in ("frequency", "monetary_total") if c in behaviour]))
     cust = tables.get("customers")
     if cust is not None and len(cust):
         c = cust.drop_duplicates("customer_id").set_index("customer_id").reindex(f.index)
         if "birth_date" in c and c["birth_date"].notna().any():
             born = pd.to_datetime(c["birth_date"]).dt.tz_localize("UTC")
-            f["age"] = (start - born).dt.days / 365.25
+            f["age"] = (as_of - born).dt.days / 365.25
         if "gender" in c and c["gender"].notna().any():
             f["female"] = (c["gender"] == "female").astype(float)
         for col in [x for x in c.columns if x.startswith("attr_")]:
