@@ -171,3 +171,21 @@ def test_english_locale(tmp_path):
     cust = pd.read_parquet(tmp_path / "customers.parquet")
     assert cust["phone"].str.startswith("+44").all()
     assert truth["currency"] == "GBP"
+
+
+def test_true_effects_after_the_end_cover_every_randomised_arm_and_only_living_buyers(world):
+    out, truth = world
+    now = pd.read_parquet(out / "truth_effects_at_end.parquet")
+    tc = pd.read_parquet(out / "truth_customers.parquet").set_index("customer_id")
+    arms = {(c, a) for c, t in truth["campaigns"].items() if t["has_control"] for a in t["arms"]}
+    assert set(zip(now["campaign_id"], now["variant"])) == arms
+    buyers = set(tc.index[tc["is_buyer"]])
+    for _, g in now.groupby(["campaign_id", "variant"]):
+        assert set(g["customer_id"]) == buyers
+    dead = now["customer_id"].map(~tc["alive_at_end"])
+    assert (now.loc[dead, "true_effect"] == 0).all() and (now.loc[dead, "base_conversion"] == 0).all()
+    assert now["base_conversion"].between(0, 1).all()
+    # the same customer type responds the same way now as at the campaign (sign of the mean effect per type)
+    sms = now[now["variant"] == "sms"].assign(type=lambda d: d["customer_id"].map(tc["type"]))
+    by_type = sms[~dead[sms.index]].groupby("type")["true_effect"].mean()
+    assert by_type["loyal_high_spender"] < 0 < by_type["gift_buyer"]

@@ -22,7 +22,7 @@ import pandas as pd
 
 from crm_analytics.demo.world import PROFILES, TYPES, Clock, Population
 
-__all__ = ["CampaignSpec", "SPECS", "ATTRIBUTION_DAYS", "run_campaigns"]
+__all__ = ["CampaignSpec", "SPECS", "ATTRIBUTION_DAYS", "effects_at_end", "run_campaigns"]
 
 ATTRIBUTION_DAYS = 14.0
 
@@ -196,3 +196,30 @@ def run_campaigns(rng: np.random.Generator, pop: Population, clock: Clock, start
         "effects": pd.concat(effect_rows, ignore_index=True),
         "truth": truth,
     }
+
+
+def effects_at_end(pop: Population, clock: Clock, alive_end: np.ndarray, age: np.ndarray,
+                   has_app: np.ndarray) -> pd.DataFrame:
+    """The true effect every buyer would show if each randomised campaign arm were sent again on the
+    day after the data end: ``tau = alive_end * (e * (1 - b) - d * b)`` as in :func:`run_campaigns`,
+    with ``b`` the chance of buying in the attribution window anyway (the window's intensity taken
+    as that of the last days of the data). Draws nothing, so the world is unchanged; the
+    next-best-action report checks its expected value against it.
+
+    Returns a long frame: ``customer`` (index into the population), ``campaign_id``, ``variant``,
+    ``base_conversion``, ``true_effect``.
+    """
+    buyers = np.flatnonzero(pop.is_buyer)
+    window_op = ATTRIBUTION_DAYS * float(clock.intensity[-int(ATTRIBUTION_DAYS):].mean())
+    alive = alive_end[buyers].astype(float)
+    b = 1 - np.exp(-pop.lam[buyers] / 7 * window_op)
+    rows = []
+    for ci, spec in enumerate(SPECS):
+        if spec.control <= 0:
+            continue
+        for arm in spec.arms:
+            eff = _arm_effect(arm, spec.channel, pop.ctype[buyers], age[buyers], has_app[buyers])
+            tau = alive * (np.maximum(eff, 0) * (1 - b) - np.maximum(-eff, 0) * b)
+            rows.append(pd.DataFrame({"customer": buyers, "campaign_id": f"CMP{ci + 1:02d}", "variant": arm,
+                                      "base_conversion": alive * b, "true_effect": tau}))
+    return pd.concat(rows, ignore_index=True)

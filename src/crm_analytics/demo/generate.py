@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from crm_analytics.demo.campaigns import ATTRIBUTION_DAYS, run_campaigns
+from crm_analytics.demo.campaigns import ATTRIBUTION_DAYS, effects_at_end, run_campaigns
 from crm_analytics.demo.events import CHANNEL_KINDS, DEVICE_KINDS, KINDS, MESSAGE_KINDS, _device_code, draw_events, truth_from_counts
 from crm_analytics.demo.feedback import draw_reviews, draw_tickets
 from crm_analytics.demo.locale import get_locale
@@ -137,7 +137,9 @@ def generate(out: str | Path, *, n_customers: int = 20_000, seed: int = 42, star
     Files: one parquet file per canonical table (raw: timestamps as text, dirt planted),
     ``truth.json`` (population parameters, dirt, funnel, campaigns, stitching),
     ``truth_customers.parquet`` (type, true rate, dropout probability, alive at end, mean spend,
-    category preferences, stage), ``truth_reviews.parquet`` and ``truth_campaign_effects.parquet``.
+    category preferences, stage), ``truth_reviews.parquet``, ``truth_campaign_effects.parquet`` and
+    ``truth_effects_at_end.parquet`` (each buyer's true effect of every randomised arm if sent after
+    the data end).
     The same arguments give byte-identical files.
 
     Raises
@@ -324,6 +326,10 @@ def generate(out: str | Path, *, n_customers: int = 20_000, seed: int = 42, star
                          "variant": eff["variant"], "alive_at_send": eff["alive_at_send"],
                          "base_conversion": eff["base_conversion"], "true_effect": eff["true_effect"]}),
            out / "truth_campaign_effects.parquet")
+    now = effects_at_end(pop, clock, pur.alive_end, people["age"].to_numpy(), people["has_app"].to_numpy())
+    _write(pd.DataFrame({"customer_id": cust_ids(now["customer"].to_numpy()), "campaign_id": now["campaign_id"],
+                         "variant": now["variant"], "base_conversion": now["base_conversion"],
+                         "true_effect": now["true_effect"]}), out / "truth_effects_at_end.parquet")
     truth["stages"] = {s: int((stage == s).sum()) for s in np.unique(stage)}
     truth["categories"] = cats
     truth["tables"] = {name: int(len(df)) for name, df in raw.items()}
