@@ -493,3 +493,13 @@ def test_input_errors_are_clear():
         mean_lift([1.0, np.nan, 2.0], [1.0, 2.0])
     with pytest.raises(DataContractError, match="control"):
         arms_vs_control(pd.DataFrame({"arm": ["a", "b"], "y": [0, 1]}), "arm", "ctrl", ["y"])
+
+
+def test_two_model_uplift_when_one_arm_never_converts():
+    # no control customer converted: that arm's model knows one class and predicts no conversion
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.random(400)})
+    t = np.r_[np.ones(200, int), np.zeros(200, int)]
+    y = np.r_[(rng.random(200) < 0.3).astype(int), np.zeros(200, int)]
+    up = two_model_uplift(X, y, t, X.iloc[:10])
+    assert np.all((up > 0.1) & (up < 0.5))

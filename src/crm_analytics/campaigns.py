@@ -766,8 +766,9 @@ def _default_regressor(seed: int | None) -> HistGradientBoostingRegressor:
 
 def _predict(model: Any, X: Any) -> np.ndarray:
     if hasattr(model, "predict_proba"):
-        proba = model.predict_proba(X)
-        return proba[:, list(model.classes_).index(1)] if proba.shape[1] == 2 else np.zeros(len(proba))
+        proba = model.predict_proba(X)  # a classifier fitted on one class may still return two columns
+        classes = list(model.classes_)
+        return proba[:, classes.index(1)] if 1 in classes else np.zeros(len(proba))
     return np.asarray(model.predict(X), dtype=float)
 
 
