@@ -57,6 +57,7 @@ from crm_analytics.errors import ParamsError, SourceError
 
 __all__ = [
     "SOURCE_KINDS",
+    "currency",
     "validate_source",
     "external_inputs",
     "source_code_files",
@@ -246,6 +247,17 @@ _NO_BEHAVIOUR: dict[str, str | None] = {
     "online_shoppers": None,
     "diginetica": None,
 }
+
+
+def currency(dataset: str) -> str:
+    """The currency the dataset's money is in (``source.currency`` of its params, as the raw data
+    were built with), or ``"money"`` when the source names none — for labels such as "margin (TRY)"."""
+    built = paths.raw_dir(dataset) / "_SOURCE.json"
+    if built.exists():
+        value = json.loads(built.read_text(encoding="utf-8")).get("source", {}).get("currency")
+        if isinstance(value, str) and value:
+            return value
+    return "money"
 
 
 def behaviour_data(source: dict) -> str | None:
