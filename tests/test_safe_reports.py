@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from crm_analytics import plots, publish, report
@@ -225,9 +226,16 @@ def _rename_arms_in_truth(raw: Path, arms: dict[str, str]) -> None:
         campaign["arms"] = [arms.get(a, a) for a in campaign["arms"]]
         campaign["true_ate_by_arm"] = {arms.get(a, a): v for a, v in campaign["true_ate_by_arm"].items()}
     (raw / "truth.json").write_text(json.dumps(truth), encoding="utf-8")
-    effects = pd.read_parquet(raw / "truth_campaign_effects.parquet")
-    effects["variant"] = effects["variant"].map(lambda v: arms.get(v, v))
-    effects.to_parquet(raw / "truth_campaign_effects.parquet", index=False)
+    for name in ("truth_campaign_effects.parquet", "truth_effects_at_end.parquet"):
+        effects = pd.read_parquet(raw / name)
+        effects["variant"] = effects["variant"].map(lambda v: arms.get(v, v))
+        effects.to_parquet(raw / name, index=False)
+    # the params name the tested arms of the next-best-action actions: they follow the renamed arms too
+    params = raw.parents[2] / "params" / f"{raw.name}.yaml"
+    spec = yaml.safe_load(params.read_text(encoding="utf-8"))
+    for action in spec.get("actions", {}).values():
+        action["arm"] = arms.get(action["arm"], action["arm"])
+    params.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

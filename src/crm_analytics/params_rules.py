@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["BEHAVIOUR_FEATURES", "BEHAVIOUR_FEATURE_PREFIXES", "RELATIONS", "RULES", "Relation", "Rule",
-           "checked_by", "date_format", "free", "iso_date", "names_from", "number", "one_of"]
+           "checked_by", "date_format", "free", "iso_date", "names_from", "number", "one_of", "time_zone"]
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,22 @@ def checked_by(target: str, text: str, *types: str) -> Rule:
     return Rule(text, types or ("dict",), check)
 
 
+def time_zone() -> Rule:
+    """An IANA time zone name (``Europe/Istanbul``), as :mod:`zoneinfo` knows it."""
+
+    def check(v: Any) -> str | None:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            near = _did_you_mean(v, sorted(zoneinfo.available_timezones()))
+            return f"must be a time zone name such as 'Europe/Istanbul', got {v!r}{near}"
+        return None
+
+    return Rule("a time zone name such as Europe/Istanbul (the shop's local time)", ("str",), check)
+
+
 #: Behaviour features of ``segmentation.behaviour_features`` with a fixed name ...
 BEHAVIOUR_FEATURES = ["log_recency_days", "log_frequency", "log_monetary", "log_avg_basket", "returned_share",
                       "discount_share", "log_sessions", "complaints"]
@@ -257,6 +273,15 @@ RULES: dict[str, Rule] = {
     "recommendations_per_customer": number(1, whole=True),
     "view_weight": number(0, 1),
     "validation_days": number(1, whole=True),
+    "timezone": time_zone(),
+    "actions": checked_by("crm_analytics.next_action:check_actions",
+                          "{action: {campaign: id or name, arm: treatment arm, discount: share in [0, 1), "
+                          "audience: everyone or churn_risk}}, each a randomised campaign arm of the data; "
+                          "empty: no next best action"),
+    "min_relevance": _SHARE,
+    "fatigue_days": number(1, whole=True),
+    "max_contacts": number(1, whole=True),
+    "remember_days": number(1, whole=True),
 }
 
 
