@@ -34,6 +34,7 @@ BENCHES = {
     "segmentation_1m": "bench_segmentation:rfm_segments_clusters_1m",
     "behaviour_1m": "bench_behaviour:behaviour_1m",
     "recommend_1m": "bench_recommend:recommend_1m",
+    "sentiment_tr": "bench_feedback:sentiment_tr",
 }
 
 
