@@ -13,14 +13,12 @@ for every product on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
 from crm_analytics.campaigns import wilson_interval
+from crm_analytics.complaints import _need
 from crm_analytics.errors import CrmAnalyticsError, DataContractError
 
 __all__ = ["LEVELS", "RATE_GROUPS", "flag_anomalies", "return_cancel_rates", "robust_z"]
@@ -35,15 +33,6 @@ WEEK_SECONDS = 7 * 86_400
 _TOPIC = {"return_rate": "return", "cancel_rate": "cancel", "max_cancels_7d": "burst", "cancels_7d": "burst",
           "max_value_ratio": "value", "value_ratio": "value", "order_total": "value", "units_per_order": "units",
           "units": "units"}
-
-
-def _need(df: Any, cols: Sequence[str], table: str) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise CrmAnalyticsError(f"{table}: expected a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise DataContractError(f"{table}: column(s) {missing} not found (the table has {list(df.columns)}); pass "
-                                f"the clean canonical table, e.g. tables.read_clean(dataset, {table!r})")
 
 
 def _status(orders: pd.DataFrame) -> pd.DataFrame:
