@@ -257,7 +257,7 @@ def test_a_listed_notebook_the_source_cannot_feed_is_refused(project):
 def test_an_unknown_requirement_names_the_notebook(project):
     _probe(project, requires="telepathy")
     with pytest.raises(ParamsError, match=r"notebooks/09_probe.ipynb: metadata crm_analytics.requires names "
-                                          r"'telepathy'; requirements are \['behaviour'\]"):
+                                          r"'telepathy'; requirements are \['behaviour', 'reviews'\]"):
         resolve_notebook_params(_dataset(project, "source: {kind: cdnow}\n"))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from crm_analytics import paths
-from crm_analytics.contracts import TABLES, Column, Table
+from crm_analytics.contracts import EVALUATION_TABLES, TABLES, Column, Table
 from crm_analytics.dates import TimestampFormat, parse_timestamps
 from crm_analytics.errors import DataContractError
 from crm_analytics.privacy import pseudonymise_table
@@ -39,12 +39,17 @@ class CleanResult:
 
     A table too big for pandas (the events of a large shop) is a :class:`crm_analytics.tables.ParquetTable`
     (a parquet file queried with DuckDB) rather than a DataFrame.
+
+    ``evaluation`` holds the clean labelled data of :data:`crm_analytics.contracts.EVALUATION_TABLES` (the
+    Turkish review sentences): counted in ``counts`` and ``rejects`` like any table, written beside the clean
+    tables, but kept out of ``tables`` (quality checks, the customer view and erasure concern the shop's data).
     """
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     rejects: dict[str, pd.DataFrame] = field(default_factory=dict)
     counts: dict[str, dict] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)
+    evaluation: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def _is_blank(s: pd.Series) -> pd.Series:
@@ -154,7 +159,7 @@ def clean_column(c: Column, s: pd.Series, *, ts_format: str | None = None, file:
 
 
 def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Clean one canonical table.
+    """Clean one canonical table (or one of :data:`crm_analytics.contracts.EVALUATION_TABLES`).
 
     Returns
     -------
@@ -168,7 +173,7 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
     DataContractError
         A required column is absent, or a required column has no parseable value at all.
     """
-    spec: Table = TABLES[name]
+    spec: Table = TABLES[name] if name in TABLES else EVALUATION_TABLES[name]
     file = str(raw["_source_file"].iloc[0]) if "_source_file" in raw and len(raw) else f"{name} table"
     df = raw.reset_index(drop=True).copy()
     for col in SOURCE_COLS:
@@ -229,6 +234,8 @@ def clean_table(name: str, raw: pd.DataFrame, *, ts_format: str | None = None) -
             out[c] = df[c]
     elif name == "reviews":
         reject(~out["rating"].between(1, 5), "rating_out_of_range")
+    elif name == "review_sentences":
+        reject(out["rating"].notna() & ~out["rating"].between(1, 5), "rating_out_of_range")
     elif name == "products":
         for col in ("category", "brand"):
             out[col] = _canonical_labels(out[col])
@@ -315,7 +322,10 @@ def _derive_from_lines(lines: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | None = None) -> CleanResult:
     """Clean every canonical table in *raw*, derive absent required tables, pseudonymise.
 
-    Lines of rejected orders are rejected too (reason ``order_rejected``). This is the in-memory path;
+    Lines of rejected orders are rejected too (reason ``order_rejected``). A raw table a reader built from
+    another one (the products of a review export) says so in ``attrs["derived_from"]``; its counts then carry
+    ``derived_from`` (not counted as input rows, not held to the reject share). Tables of
+    :data:`crm_analytics.contracts.EVALUATION_TABLES` go to ``result.evaluation``. This is the in-memory path;
     :func:`crm_analytics.collect.collect` cleans the events apart, in DuckDB
     (:class:`crm_analytics.events_sql.SqlEvents`, the same rules).
     """
@@ -329,8 +339,15 @@ def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | N
         result.notes["cancelled_lines"] = int(src["_cancelled"].sum())
         result.notes["cancelled_lines_matched"] = match_cancellations(raw["order_lines"], ts_format=ts_format)
     for name in [n for n in TABLES if n in raw]:
+        derived_from = raw[name].attrs.get("derived_from")
         kept, rej, counts = clean_table(name, raw[name], ts_format=ts_format)
+        if derived_from:
+            counts["derived_from"] = derived_from
         result.tables[name], result.rejects[name], result.counts[name] = kept, rej, counts
+    for name in [n for n in EVALUATION_TABLES if n in raw]:
+        kept, rej, counts = clean_table(name, raw[name], ts_format=ts_format)
+        result.evaluation[name] = kept[EVALUATION_TABLES[name].column_names]
+        result.rejects[name], result.counts[name] = rej, counts
     if invoice_ts is not None:
         result.counts["order_lines"]["timestamp_formats"]["order_ts"] = invoice_ts.fmt
         result.counts["order_lines"]["timestamp_evidence"]["order_ts"] = invoice_ts.how
@@ -435,7 +452,8 @@ def _write_table(table: pd.DataFrame | ParquetTable, path: Path) -> None:
 
 def write_clean(result: CleanResult, dataset: str, quality: dict,
                 extra: dict[str, pd.DataFrame] | None = None) -> Path:
-    """Write clean tables, rejects and ``quality.json`` to ``data/interim/<dataset>/``.
+    """Write clean tables, evaluation tables (``result.evaluation``), rejects and ``quality.json`` to
+    ``data/interim/<dataset>/``.
 
     Writes into a fresh folder and swaps it in at the end, so a failure leaves the
     previous clean tables untouched. A :class:`crm_analytics.tables.ParquetTable` (a table
@@ -447,7 +465,8 @@ def write_clean(result: CleanResult, dataset: str, quality: dict,
 
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "rejects").mkdir(parents=True)
-    files = [(t, tmp / f"{name}.parquet") for name, t in {**result.tables, **(extra or {})}.items()]
+    files = [(t, tmp / f"{name}.parquet") for name, t in {**result.tables, **result.evaluation,
+                                                           **(extra or {})}.items()]
     files += [(r, tmp / "rejects" / f"{name}.parquet") for name, r in result.rejects.items() if len(r)]
     with ThreadPoolExecutor(max_workers=2) as pool:  # pyarrow writes without the GIL: two tables at a time
         list(pool.map(lambda job: _write_table(*job), files))

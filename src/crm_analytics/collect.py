@@ -27,7 +27,7 @@ from crm_analytics.errors import ParamsError
 from crm_analytics.tables import ParquetTable, by_customer, sql_literal
 
 __all__ = ["dataset_source", "collect", "Collected", "read_truth", "IN_MEMORY_EVENTS", "MAX_REJECT_SHARE",
-           "check_reject_shares"]
+           "check_reject_shares", "ignored_archive_members"]
 
 #: the largest share of a table's input rows that may be rejected before the run stops. The real datasets
 #: reject at most 1.0 % (online_retail's invoice lines: fees, adjustments, returns); the generated worlds
@@ -243,6 +243,25 @@ def _inputs_notes(inputs: pd.DataFrame | None, raw: dict, counts: dict, date_for
         if date_format and orders:
             rec["date_how"] = f"from date_format {date_format!r}"
     return records
+
+
+def ignored_archive_members(notes: dict) -> list[str]:
+    """The entries of input archives that were not read, each with its archive and why (a macOS ``__MACOSX/``
+    resource fork beside the csv of a zip: :func:`crm_analytics.review_sources.read_review_file`), from
+    ``result.notes["inputs"]``; ``[]`` when every input was read whole.
+
+    Examples
+    --------
+    >>> ignored_archive_members({"inputs": [{"file": "r.csv.zip:r.csv", "ignored_members": "__MACOSX/._r.csv (a macOS "
+    ...     "resource fork, not data)"}, {"file": "s.csv"}]})
+    ['r.csv.zip: __MACOSX/._r.csv (a macOS resource fork, not data)']
+    """
+    found = []
+    for rec in notes.get("inputs") or []:
+        if rec.get("ignored_members"):
+            archive = str(rec.get("file", "")).split(":", 1)[0]
+            found += [f"{archive}: {member}" for member in str(rec["ignored_members"]).split("; ")]
+    return found
 
 
 def _file_of(table) -> str | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Column", "Table", "TABLES", "table", "PERSONAL_COLUMNS", "SUMMARY_TABLES"]
+__all__ = ["Column", "Table", "TABLES", "table", "PERSONAL_COLUMNS", "SUMMARY_TABLES", "EVALUATION_TABLES"]
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,31 @@ TABLES: dict[str, Table] = {
 #: tables a shop exports *instead of* finer ones: ``sessions`` (visit summaries from a web analytics tool) stands
 #: in for the ``events`` a clickstream gives. A source gives one or the other; the generated world gives events.
 SUMMARY_TABLES: tuple[str, ...] = ("sessions",)
+
+#: labelled data a source ships to *evaluate* a model (never to fit one), kept apart from the shop's data: cleaned by
+#: the same rules as the canonical tables (:func:`crm_analytics.cleaning.clean_table`, rows accounted for, rejects
+#: kept) and written beside them to ``data/interim/<dataset>/``, but not canonical tables — the generated world makes
+#: none, they hold no customers, and the quality checks, the customer view and erasure do not look at them. Read
+#: them with :func:`crm_analytics.review_sources.read_review_sentences` (``tables.read_clean`` knows only
+#: :data:`TABLES`). Optional: a dataset has them only when its source ships them (``reviews_tr``).
+EVALUATION_TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        Table(
+            "review_sentences",
+            ("sentence_id",),
+            (
+                C("sentence_id", "id", required=True),  # S0001… in file order
+                C("text", "str", required=True),
+                C("label", "str", required=True, allowed=("positive", "negative")),
+                C("rating", "int"),  # the stars of the review the sentence comes from
+                C("language", "str"),
+            ),
+            description=("Review sentences labelled positive or negative by people: held out to check a sentiment "
+                         "model's labels, never to train it."),
+        ),
+    ]
+}
 
 PERSONAL_COLUMNS: dict[str, list[str]] = {
     name: [c.name for c in t.columns if c.personal] for name, t in TABLES.items()

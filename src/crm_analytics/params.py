@@ -22,7 +22,7 @@ In the folder form, ``params/<dataset>/dataset.yaml`` holds the reserved and sha
 keys and ``params/<dataset>/<notebook>.yaml`` the keys of one notebook.
 
 A notebook may declare what its data must hold in its metadata, ``"crm_analytics": {"requires":
-"behaviour"}`` (one name or a list; :data:`REQUIREMENTS`). Without ``notebooks:`` in the params file, a
+"behaviour"}`` (one name or a list; :data:`REQUIREMENTS`: ``behaviour``, ``reviews``). Without ``notebooks:`` in the params file, a
 notebook whose requirement the source cannot meet is left out, and the resolved params say why
 (``skipped``: notebook -> one sentence, shown on the dataset's index page); a ``notebooks:`` list naming
 such a notebook is refused.
@@ -82,10 +82,19 @@ def _requirement_behaviour(source: dict) -> str | None:
     return behaviour_data(source)
 
 
+def _requirement_reviews(source: dict) -> str | None:
+    from crm_analytics.sources import review_data
+
+    return review_data(source)
+
+
 #: requirement name (``metadata.crm_analytics.requires`` of a notebook) -> check of a validated source,
 #: returning ``None`` when the source meets it, else one sentence why not
 REQUIREMENTS = {
     "behaviour": _requirement_behaviour,  # a clickstream or session summaries: crm_analytics.sources.behaviour_data
+    # a reviews table (the generated world, reviews_tr, reviews_en, a files source mapping a reviews export):
+    # crm_analytics.sources.review_data
+    "reviews": _requirement_reviews,
 }
 
 

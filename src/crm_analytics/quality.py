@@ -158,7 +158,8 @@ def quality_summary(counts: dict, tables: dict[str, pd.DataFrame], *, as_of: pd.
 
 
 _DELIMITER_WORDS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", "whitespace": "spaces"}
-_FORMAT_WORDS = {"csv": "CSV", "csv.gz": "CSV (gzip)", "xlsx": "Excel (xlsx)", "parquet": "Parquet", "text": "text"}
+_FORMAT_WORDS = {"csv": "CSV", "csv.gz": "CSV (gzip)", "xlsx": "Excel (xlsx)", "parquet": "Parquet", "text": "text",
+                 "csv in zip": "CSV (zip)", "csv.gz in zip": "CSV (gzip, in zip)", "parquet in zip": "Parquet (zip)"}
 _ENCODING_WORDS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 with BOM", "cp1254": "Windows Turkish (cp1254)",
                    "latin-1": "Latin-1", "ascii": "ASCII"}
 
@@ -276,6 +277,10 @@ def cleaning_summary(metrics: dict, *, source_kind: str):
                      "events (visitors who logged in); the other visitors are anonymous.")
     elif where == "customers":
         template += "This dataset has no orders: **{customers:,} customers** are in its customers table."
+    elif "reviews" in metrics.get("tables", {}) and "events" not in metrics.get("tables", {}) \
+            and "sessions" not in metrics.get("tables", {}):
+        template += ("This dataset has no orders and no customer ids: it holds product reviews, not customers, so "
+                     "there is no customer to identify.")
     else:
         template += ("This dataset has no orders and no customer ids: it describes visits, not customers, so "
                      "there is no customer to identify.")

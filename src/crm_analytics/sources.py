@@ -17,6 +17,13 @@ Kinds (``source: {kind: ...}`` in ``params/<dataset>.yaml``):
                    table, no orders or customers); option ``path``
 ``diginetica``     DIGINETICA (CIKM Cup 2016) product-view clickstream, ``;``-separated (canonical ``events``,
                    product views only, no orders or customers); option ``path``
+``reviews_tr``     Turkish product reviews with 1–5 stars (``id,rating,comment``: canonical ``reviews``, no orders,
+                   customers, products or dates); option ``path``, and ``sentences_path``: sentences labelled
+                   positive / negative (``rating,text,emotion``), the evaluation table ``review_sentences``
+                   (``""``: none). Read by :mod:`crm_analytics.review_sources`
+``reviews_en``     Women's E-Commerce Clothing Reviews (csv, or a zip holding it; canonical ``reviews`` with a
+                   recommended flag, and ``products`` from the Clothing IDs; no orders, customers or dates);
+                   option ``path``
 ``files``          generic adapter for a shop's own exports (Shopify, WooCommerce, event logs): option
                    ``tables``, one entry per canonical table (``sessions`` for an analytics export of
                    session summaries) with ``path`` (csv, csv.gz, xlsx or parquet),
@@ -65,6 +72,7 @@ __all__ = [
     "read_source",
     "resolve_path",
     "behaviour_data",
+    "review_data",
     "RawParquet",
 ]
 
@@ -88,9 +96,14 @@ SOURCE_KINDS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "online_shoppers": {"path": (str, "external:online_shoppers/online_shoppers_intention.csv"),
                         "decimal": (str, "")},
     "diginetica": {"path": (str, "external:diginetica/sample_train-item-views.csv")},
+    "reviews_tr": {"path": (str, "external:reviews_tr/shoppingwords_reviews.csv.gz"),
+                   "sentences_path": (str, "external:reviews_tr/shoppingwords_sentences.csv")},
+    "reviews_en": {"path": (str, "external:reviews_en/womens_clothing_ecommerce_reviews.csv.zip")},
     "files": {"tables": (dict, {}), "currency": (str, "EUR"), "decimal": (str, "")},
 }
 _FILE_TABLE_KEYS = {"path", "columns", "values"}
+#: options of the other kinds that name an input file (``sentences_path`` may be ``""``: no such file)
+_PATH_KEYS = ("path", "sentences_path")
 
 
 def resolve_path(value: str) -> Path:
@@ -167,9 +180,7 @@ def external_inputs(source: dict) -> list[Path]:
     """Files outside the project the raw data is read from (make rebuilds when they change)."""
     if source.get("kind") == "files":
         return [resolve_path(t["path"]) for t in source["tables"].values()]
-    if "path" in source:
-        return [resolve_path(source["path"])]
-    return []
+    return [resolve_path(source[key]) for key in _PATH_KEYS if source.get(key)]
 
 
 def source_code_files(source: dict) -> list[Path]:
@@ -225,13 +236,16 @@ def build_raw(dataset: str, source: dict) -> Path:
                                   f"set source.tables.{name}.path in params/{dataset}.yaml")
             manifest["files"][str(path)] = _sha256(path)
     else:
-        path = resolve_path(source["path"])
-        if not path.exists():
-            raise SourceError(
-                f"{path}: input file of dataset {dataset!r} does not exist; "
-                f"set source.path in params/{dataset}.yaml to the shop's export"
-            )
-        manifest["files"] = {str(path): _sha256(path)}
+        manifest["files"] = {}
+        for key in [k for k in _PATH_KEYS if source.get(k)]:
+            path = resolve_path(source[key])
+            if not path.exists():
+                raise SourceError(
+                    f"{path}: input file of dataset {dataset!r} does not exist; "
+                    f"set source.{key} in params/{dataset}.yaml to the shop's export"
+                    + (' (or to "" for none)' if key != "path" else "")
+                )
+            manifest["files"][str(path)] = _sha256(path)
     (out / "_SOURCE.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (out / "_SUCCESS").write_text("")
     return out
@@ -246,6 +260,20 @@ _NO_BEHAVIOUR: dict[str, str | None] = {
                   "e-mail), no product views, carts or searches."),
     "online_shoppers": None,
     "diginetica": None,
+    "reviews_tr": f"The Turkish reviews are stars and text only, {_NO_CLICKS}.",
+    "reviews_en": f"The clothing reviews are stars, text and a recommended flag only, {_NO_CLICKS}.",
+}
+
+_NO_RATINGS = "no product reviews or ratings"
+#: why a kind of source has no reviews (``None``: it has)
+_NO_REVIEWS: dict[str, str | None] = {
+    "cdnow": f"CDNOW has purchases only, {_NO_RATINGS}.",
+    "online_retail": f"Online Retail has invoice lines only, {_NO_RATINGS}.",
+    "hillstrom": f"Hillstrom has e-mails, visits and purchases only, {_NO_RATINGS}.",
+    "online_shoppers": f"Online Shoppers has visit summaries only, {_NO_RATINGS}.",
+    "diginetica": f"DIGINETICA has product views only, {_NO_RATINGS}.",
+    "reviews_tr": None,
+    "reviews_en": None,
 }
 
 
@@ -292,6 +320,38 @@ def behaviour_data(source: dict) -> str | None:
                 f"(source.tables.events or source.tables.sessions), so there are {_NO_CLICKS}.")
     if kind in _NO_BEHAVIOUR:
         return _NO_BEHAVIOUR[kind]
+    raise ParamsError(f"source.kind must be one of {sorted(SOURCE_KINDS)}, got {kind!r}")
+
+
+def review_data(source: dict) -> str | None:
+    """Whether *source* (a ``source`` mapping of a params file) gives product reviews (a ``reviews`` table):
+    ``None`` when it does (the generated world, ``reviews_tr``, ``reviews_en``, a ``files`` source that maps a
+    reviews export), else one plain sentence saying why not, for the dataset's index page.
+
+    Notebooks that declare ``"requires": "reviews"`` in their metadata (``07_feedback``) run only when this is
+    ``None`` (:func:`crm_analytics.params.resolve_notebook_params`).
+
+    Examples
+    --------
+    >>> review_data({"kind": "reviews_en"}) is None
+    True
+    >>> review_data({"kind": "cdnow", "variant": "sample"})
+    'CDNOW has purchases only, no product reviews or ratings.'
+    >>> review_data({"kind": "files", "tables": {"orders": {"path": "orders.csv"}}})
+    "The shop's exports named in params are orders only: no reviews export is mapped (source.tables.reviews), so there are no product reviews or ratings."
+    """
+    kind = source.get("kind")
+    if kind == "demo":
+        return None  # the generated world always writes reviews
+    if kind == "files":
+        tables = sorted(source.get("tables") or {})
+        if "reviews" in tables:
+            return None
+        named = ", ".join(tables) if tables else "no table"
+        return (f"The shop's exports named in params are {named} only: no reviews export is mapped "
+                f"(source.tables.reviews), so there are {_NO_RATINGS}.")
+    if kind in _NO_REVIEWS:
+        return _NO_REVIEWS[kind]
     raise ParamsError(f"source.kind must be one of {sorted(SOURCE_KINDS)}, got {kind!r}")
 
 
@@ -404,6 +464,19 @@ def _read_diginetica(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
     return read_diginetica(resolve_path(source["path"]))
 
 
+def _read_reviews_tr(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+    from crm_analytics.review_sources import read_reviews_tr
+
+    sentences = source.get("sentences_path") or None
+    return read_reviews_tr(resolve_path(source["path"]), resolve_path(sentences) if sentences else None)
+
+
+def _read_reviews_en(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
+    from crm_analytics.review_sources import read_reviews_en
+
+    return read_reviews_en(resolve_path(source["path"]))
+
+
 def _read_files(dataset: str, source: dict) -> dict[str, pd.DataFrame]:
     from crm_analytics.contracts import TABLES
     from crm_analytics.formats import number_style, parse_numbers, read_table_file
@@ -450,6 +523,8 @@ _READERS: dict[str, Callable[[str, dict], dict[str, pd.DataFrame]]] = {
     "hillstrom": _read_hillstrom,
     "online_shoppers": _read_online_shoppers,
     "diginetica": _read_diginetica,
+    "reviews_tr": _read_reviews_tr,
+    "reviews_en": _read_reviews_en,
     "files": _read_files,
 }
 
