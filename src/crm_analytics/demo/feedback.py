@@ -1,7 +1,7 @@
 """Reviews and complaint tickets of the demo world.
 
 Reviews: 1–5 stars with a short text in the locale's languages whose sentiment agrees with
-the rating, except for a few five-star reviews with a complaint in the text. Returned orders
+the rating, except for a few five-star reviews whose text is a complaint. Returned orders
 get low ratings. Per-review truth (sentiment, topic, mismatch) goes to ``truth_reviews.parquet``.
 
 Tickets: customers who later drop out complain far more often (a ticket after the purchase
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crm_analytics.demo.locale import MISMATCH_PHRASES, REVIEW_PHRASES, TICKET_CATEGORIES, TICKET_PHRASES, Locale
+from crm_analytics.demo.locale import REVIEW_PHRASES, TICKET_CATEGORIES, TICKET_PHRASES, Locale
 
 __all__ = ["draw_reviews", "draw_tickets"]
 
@@ -42,10 +42,9 @@ def draw_reviews(rng: np.random.Generator, orders: pd.DataFrame, lines: pd.DataF
     pick = rng.random(len(o))
     text = np.empty(len(o), dtype=object)
     for i in range(len(o)):  # a few thousand short strings; a lookup per review is clearest
-        if mismatch[i]:
-            options = MISMATCH_PHRASES[lang[i]]
-        else:
-            options = REVIEW_PHRASES[lang[i]][sentiment[i]][topic[i]]
+        # a mismatch is written as any complaint about its topic, only its stars say five: a model that
+        # learns from stars meets such text in the shop's negative reviews, as with real reviews
+        options = REVIEW_PHRASES[lang[i]][sentiment[i]][topic[i]]
         text[i] = options[int(pick[i] * len(options))]
     day = np.minimum(o["day"].to_numpy() + rng.uniform(2, 20, len(o)), span - 1e-3)
     reviews = pd.DataFrame({

@@ -140,12 +140,6 @@ REVIEW_PHRASES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     },
 }
 
-#: a 5-star review whose text is negative (rating given for visibility), per language
-MISMATCH_PHRASES = {
-    "tr": ("Yorum öne çıksın diye 5 yıldız verdim, ürün kırık geldi.",),
-    "en": ("Giving 5 stars so this gets seen: the item arrived broken.",),
-}
-
 TICKET_CATEGORIES = ("delivery_delay", "damaged_item", "wrong_item", "refund", "payment", "account")
 TICKET_PHRASES = {
     "tr": {
