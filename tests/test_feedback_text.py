@@ -242,3 +242,4 @@ def test_cross_fitted_scores_every_review_with_a_model_that_did_not_see_it():
     # an unlabelled row is the mean of the fold models' probabilities
     mean = sum(m.class_proba(text.iloc[[-1]]) for m in out["models"]) / 3
     assert np.allclose(out["proba"].iloc[[-1]].to_numpy(), mean.to_numpy())
+

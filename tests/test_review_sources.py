@@ -286,10 +286,10 @@ def _probe_feedback(project) -> None:
     nbformat.write(nb, project / "notebooks" / "07_probe.ipynb")
 
 
-def test_review_datasets_run_cleaning_only_and_say_why_behaviour_is_not_run(project):
+def test_review_datasets_run_cleaning_and_feedback_only_and_say_why_behaviour_is_not_run(project):
     for dataset in ("reviews_tr", "reviews_en"):
         got = resolve_notebook_params(dataset)
-        assert got["notebooks"] == ["01_data_cleaning"]
+        assert got["notebooks"] == ["01_data_cleaning", "07_feedback"]
         assert "no web or app events" in got["skipped"]["05_behaviour"]
         assert "02_segmentation" not in got["skipped"]  # the notebooks that need orders are simply not listed
     _probe_feedback(project)

@@ -432,7 +432,9 @@ def cross_fitted(model_factory: Callable[[], Any], text: pd.Series, labels: pd.S
     scores that part (and, for unlabelled rows such as 3-star reviews, each fold's model scores them
     and the probabilities are averaged). Held-out accuracy and macro-F1 then cover every labelled
     review, beside the majority-class baseline, and the probabilities can flag text that contradicts
-    its stars without the optimism of scoring what the model learnt from.
+    its stars without the optimism of scoring what the model learnt from. Repeated texts (a short review
+    written hundreds of times) may fall in different parts: reviews to come repeat them too, so the
+    accuracy is that of scoring the next review, not of scoring a never-seen wording.
 
     Returns
     -------

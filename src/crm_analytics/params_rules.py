@@ -282,6 +282,13 @@ RULES: dict[str, Rule] = {
     "fatigue_days": number(1, whole=True),
     "max_contacts": number(1, whole=True),
     "remember_days": number(1, whole=True),
+    # 07_feedback
+    "sla_hours": number(1, whole=True),
+    "recent_days": number(1, whole=True),
+    "min_reviews": number(1, whole=True),
+    "mismatch_threshold": number(0.5, 1, low_open=True),
+    "min_orders": number(1, whole=True),
+    "contamination": number(0, 0.5, low_open=True),
 }
 
 
