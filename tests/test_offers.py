@@ -332,13 +332,23 @@ def _stitched_views(ev: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) ->
              & (v["ts"] >= start) & (v["ts"] < end)]
 
 
-def test_ci_world_against_an_independent_pandas_count(tmp_path):
-    interim, processed = paths.interim_dir("ci"), paths.processed_dir("ci")
-    if not (interim / "events.parquet").exists():
-        pytest.skip(f"{interim} holds no clean ci data (run `make reports DATASET=ci`)")
-    read = {t: pd.read_parquet(interim / f"{t}.parquet") for t in ("events", "orders", "order_lines", "products",
-                                                                   "customers")}
-    ev, orders, lines, products, customers = read.values()
+@pytest.fixture(scope="module")
+def ci_clean(ci_root):
+    """The ci world's raw tables cleaned in memory (a fresh clone has no data/interim)."""
+    from crm_analytics.cleaning import clean_tables
+    from crm_analytics.sources import _with_lines
+
+    raw = {}
+    for name in ("customers", "orders", "order_lines", "products", "events"):
+        path = ci_root / "data" / "raw" / "ci" / f"{name}.parquet"
+        raw[name] = _with_lines(pd.read_parquet(path), path.name, first_line=1)
+    return clean_tables(raw, key=b"test-key").tables
+
+
+def test_ci_world_against_an_independent_pandas_count(tmp_path, ci_clean):
+    processed = paths.processed_dir("ci")  # segments and clv when the ci reports were built here
+    ev, orders, lines, products, customers = (ci_clean[t] for t in ("events", "orders", "order_lines", "products",
+                                                                    "customers"))
     as_of = ev["ts"].max().normalize() + pd.Timedelta(days=1)
     start = as_of - pd.Timedelta(days=30)
 
