@@ -95,3 +95,20 @@ def ci_root(tmp_path_factory) -> Path:
         else:
             os.environ["CRM_ANALYTICS_ROOT"] = old
     return root
+
+
+@pytest.fixture(scope="session")
+def ci_clean(ci_root, tmp_path_factory) -> dict:
+    """The `ci` world's clean tables, as notebook 01 makes them (collected in memory once per session;
+    a fresh clone has no data/interim). Shared: tests must not change them in place."""
+    from crm_analytics.collect import collect
+
+    root = tmp_path_factory.mktemp("ci_clean") / "root"
+    shutil.copytree(ci_root, root)
+    old = {k: os.environ.get(k) for k in ("CRM_ANALYTICS_ROOT", "CRM_ANALYTICS_SECRET")}
+    os.environ.update(CRM_ANALYTICS_ROOT=str(root), CRM_ANALYTICS_SECRET="t")
+    try:
+        return collect("ci", write=False).result.tables
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from crm_analytics.churn import (calibration_table, churn_labels, customer_features, fit_churn_model, lift_table,
                                  score_churn)
-from crm_analytics.collect import collect
 
 
 @pytest.fixture(scope="module")
-def ci_tables(ci_root, tmp_path_factory):
-    import os
-
-    root = tmp_path_factory.mktemp("churn") / "root"
-    shutil.copytree(ci_root, root)
-    old = {k: os.environ.get(k) for k in ("CRM_ANALYTICS_ROOT", "CRM_ANALYTICS_SECRET")}
-    os.environ.update(CRM_ANALYTICS_ROOT=str(root), CRM_ANALYTICS_SECRET="t")
-    try:
-        return collect("ci", write=False).result.tables
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+def ci_tables(ci_clean):
+    return ci_clean
 
 
 def test_features_use_nothing_after_the_feature_date(ci_tables):

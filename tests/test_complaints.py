@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -274,20 +271,8 @@ def test_repeated_faults_names_recurring_categories_and_products():
 # ----------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def ci_world(ci_root, tmp_path_factory):
-    from crm_analytics.collect import collect
-
-    root = tmp_path_factory.mktemp("complaints") / "root"
-    shutil.copytree(ci_root, root)
-    old = {k: os.environ.get(k) for k in ("CRM_ANALYTICS_ROOT", "CRM_ANALYTICS_SECRET")}
-    os.environ.update(CRM_ANALYTICS_ROOT=str(root), CRM_ANALYTICS_SECRET="t")
-    try:
-        tables = collect("ci", write=False).result.tables
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    truth = pd.read_parquet(root / "data" / "raw" / "ci" / "truth_customers.parquet")
-    return tables, truth
+def ci_world(ci_clean, ci_root):
+    return ci_clean, pd.read_parquet(ci_root / "data" / "raw" / "ci" / "truth_customers.parquet")
 
 
 def test_ci_world_complainers_churn_more_than_comparable_customers(ci_world):

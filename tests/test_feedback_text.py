@@ -180,11 +180,9 @@ def test_model_flags_a_planted_five_star_complaint():
 
 
 @pytest.fixture(scope="module")
-def ci_reviews(ci_root):
-    from crm_analytics.cleaning import clean_table
-
+def ci_reviews(ci_clean, ci_root):
     raw = ci_root / "data" / "raw" / "ci"
-    reviews, _, _ = clean_table("reviews", pd.read_parquet(raw / "reviews.parquet"))
+    reviews = ci_clean["reviews"]
     truth = pd.read_parquet(raw / "truth_reviews.parquet")
     return reviews.merge(truth, on="review_id", how="left", validate="one_to_one")
 

@@ -140,3 +140,10 @@ def test_falling_ratings_checks_its_inputs():
     with pytest.raises(DataContractError, match=r"missing column\(s\) \['category'\]"):
         fk.falling_ratings(history, by="category")
     assert fk.falling_ratings(history, min_reviews=1000).empty
+
+
+def test_falling_ratings_with_nothing_to_test_is_an_empty_boolean_mask():
+    r = pd.DataFrame({"product_id": ["a"] * 3, "rating": [5, 4, 1],
+                      "ts": pd.to_datetime(["2025-01-01", "2025-06-01", "2025-06-02"], utc=True)})
+    out = fk.falling_ratings(r, by="product_id", min_reviews=20)
+    assert out.empty and out["falling"].dtype == bool and out[out["falling"]].columns.tolist() == out.columns.tolist()

@@ -332,19 +332,6 @@ def _stitched_views(ev: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) ->
              & (v["ts"] >= start) & (v["ts"] < end)]
 
 
-@pytest.fixture(scope="module")
-def ci_clean(ci_root):
-    """The ci world's raw tables cleaned in memory (a fresh clone has no data/interim)."""
-    from crm_analytics.cleaning import clean_tables
-    from crm_analytics.sources import _with_lines
-
-    raw = {}
-    for name in ("customers", "orders", "order_lines", "products", "events"):
-        path = ci_root / "data" / "raw" / "ci" / f"{name}.parquet"
-        raw[name] = _with_lines(pd.read_parquet(path), path.name, first_line=1)
-    return clean_tables(raw, key=b"test-key").tables
-
-
 def test_ci_world_against_an_independent_pandas_count(tmp_path, ci_clean):
     processed = paths.processed_dir("ci")  # segments and clv when the ci reports were built here
     ev, orders, lines, products, customers = (ci_clean[t] for t in ("events", "orders", "order_lines", "products",

@@ -269,19 +269,11 @@ def test_without_campaigns_everyone_gets_email_with_unknown_relevance_and_purcha
 # the ci world
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def ci_world(ci_root):
-    from crm_analytics.cleaning import clean_tables
+def ci_world(ci_clean, ci_root):
     from crm_analytics.params import load_params
-    from crm_analytics.sources import _with_lines
 
-    raw = {}
-    for name in ("customers", "orders", "events", "campaigns", "campaign_assignments"):
-        path = ci_root / "data" / "raw" / "ci" / f"{name}.parquet"
-        raw[name] = _with_lines(pd.read_parquet(path), path.name, first_line=1)
-    tables = clean_tables(raw, key=b"test-key").tables
     truth = pd.read_parquet(ci_root / "data" / "raw" / "ci" / "truth_customers.parquet")
-    timezone = load_params("ci")["shared"]["timezone"]
-    return tables, truth, timezone
+    return ci_clean, truth, load_params("ci")["shared"]["timezone"]
 
 
 def test_ci_world_matches_pandas_and_the_truth_of_who_has_the_app(ci_world):
@@ -321,3 +313,14 @@ def test_ci_world_matches_pandas_and_the_truth_of_who_has_the_app(ci_world):
     inside = s[(s["group"] == "treatment") & (s["sent_ts"] > end - pd.Timedelta(days=30)) & (s["sent_ts"] <= end)]
     assert got["recent_contacts"].sum() == len(inside) > 0
     assert got["capped"].sum() == inside["customer_id"].nunique()
+
+
+def test_relevance_table_takes_reachable_channels_the_caller_already_has(ci_world):
+    t, _, timezone = ci_world
+    ids = t["customers"]["customer_id"]
+    kw = dict(assignments=t["campaign_assignments"], campaigns=t["campaigns"], events=t["events"], orders=t["orders"],
+              timezone=timezone, as_of="2025-11-05", fatigue_days=30, max_contacts=2)
+    reach = rv.reachable_channels(ids, t["events"], t["orders"])
+    pd.testing.assert_frame_equal(rv.relevance_table(ids, reachable=reach, **kw), rv.relevance_table(ids, **kw))
+    no_push = reach.assign(push=False)
+    assert (rv.relevance_table(ids, reachable=no_push, **kw)["preferred_channel"] != "push").all()

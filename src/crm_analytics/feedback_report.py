@@ -59,14 +59,10 @@ def sentiment_table(scores: dict[str, Any], sentences: dict[str, Any] | None) ->
 
 def sentence_scores(models: list[Any], sentences: pd.DataFrame) -> dict[str, Any]:
     """Accuracy of the fold models' averaged probabilities on hand-labelled sentences (``text, label``)."""
-    from sklearn.metrics import f1_score
+    from crm_analytics.feedback_text import label_scores
 
     proba = sum(m.class_proba(sentences["text"]) for m in models) / len(models)
-    pred = proba.idxmax(axis=1).astype(str).to_numpy()
-    truth = sentences["label"].astype(str).to_numpy()
-    return {"n": len(truth), "accuracy": float((pred == truth).mean()),
-            "macro_f1": float(f1_score(truth, pred, average="macro", labels=sorted(set(truth)), zero_division=0)),
-            "baseline_accuracy": float(pd.Series(truth).value_counts(normalize=True).max())}
+    return {"n": len(sentences), **label_scores(sentences["label"], proba.idxmax(axis=1))}
 
 
 def mismatch_table(mm: pd.DataFrame, n: int = 12, max_chars: int = 200) -> pd.DataFrame:

@@ -32,8 +32,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from crm_analytics.errors import DataContractError, ParamsError
 
-__all__ = ["LANGUAGES", "SentimentModel", "cross_fitted", "detect_language", "evaluate", "mismatch_share",
-           "mismatches", "normalise", "sentiment_labels"]
+__all__ = ["LANGUAGES", "SentimentModel", "cross_fitted", "detect_language", "evaluate", "label_scores",
+           "mismatch_share", "mismatches", "normalise", "sentiment_labels"]
 
 #: what :func:`detect_language` returns
 LANGUAGES = ("tr", "en", "other", "unknown")
@@ -394,7 +394,6 @@ def evaluate(model_factory: Callable[[], Any], text: pd.Series, labels: pd.Serie
     ParamsError
         When *test_share* is not between 0 and 1.
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
     from sklearn.model_selection import train_test_split
 
     if not 0 < test_share < 1:
@@ -408,19 +407,30 @@ def evaluate(model_factory: Callable[[], Any], text: pd.Series, labels: pd.Serie
     model = model_factory().fit(text[train], labels[train], lang[train])
     truth = labels[test].astype(str).to_numpy()
     pred = model.predict(text[test], lang[test]).astype(str).to_numpy()
+    majority = labels[train].astype(str).value_counts().idxmax()
+    return {**label_scores(truth, pred, majority), "n_train": len(train), "n_test": len(test),
+            "test_index": pd.Index(test), "model": model}
+
+
+def label_scores(truth: Any, pred: Any, majority: str | None = None) -> dict[str, Any]:
+    """Accuracy, macro-F1 (over the true labels), the baseline of always saying *majority* (default: the
+    most frequent true label), per-class precision/recall/F1 and the confusion matrix of *pred* against
+    *truth*."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    truth, pred = np.asarray(truth).astype(str), np.asarray(pred).astype(str)
+    if majority is None:
+        majority = pd.Series(truth).value_counts().idxmax()
     classes = sorted(set(truth) | set(pred))
     p, r, f, n = precision_recall_fscore_support(truth, pred, labels=classes, zero_division=0)
-    majority = labels[train].astype(str).value_counts().idxmax()
     return {
         "accuracy": float(accuracy_score(truth, pred)),
         "macro_f1": float(f1_score(truth, pred, average="macro", labels=sorted(set(truth)), zero_division=0)),
         "baseline_accuracy": float((truth == majority).mean()),
-        "n_train": len(train), "n_test": len(test),
         "per_class": pd.DataFrame({"precision": p, "recall": r, "f1": f, "support": n},
                                   index=pd.Index(classes, name="label")),
         "confusion": pd.DataFrame(confusion_matrix(truth, pred, labels=classes),
                                   index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted")),
-        "test_index": pd.Index(test), "model": model,
     }
 
 
@@ -443,7 +453,6 @@ def cross_fitted(model_factory: Callable[[], Any], text: pd.Series, labels: pd.S
         ``confusion`` (as :func:`evaluate`), ``proba`` (DataFrame of class probabilities for every row
         of *text*) and ``models`` (the fitted models, one per fold).
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
     from sklearn.model_selection import StratifiedKFold
 
     if not (isinstance(folds, int) and folds >= 2):
@@ -466,21 +475,9 @@ def cross_fitted(model_factory: Callable[[], Any], text: pd.Series, labels: pd.S
     if unlabelled:
         proba = pd.concat([proba, sum(unlabelled) / len(unlabelled)])
     proba = proba.reindex(text.index)
-    pred = proba.loc[idx].idxmax(axis=1).astype(str).to_numpy()
-    truth = y.to_numpy()
-    classes = sorted(set(truth) | set(pred))
-    p, r, f, n = precision_recall_fscore_support(truth, pred, labels=classes, zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(truth, pred)),
-        "macro_f1": float(f1_score(truth, pred, average="macro", labels=sorted(set(truth)), zero_division=0)),
-        "baseline_accuracy": float(y.value_counts(normalize=True).max()),
-        "n_labelled": len(idx), "folds": folds,
-        "per_class": pd.DataFrame({"precision": p, "recall": r, "f1": f, "support": n},
-                                  index=pd.Index(classes, name="label")),
-        "confusion": pd.DataFrame(confusion_matrix(truth, pred, labels=classes),
-                                  index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted")),
-        "proba": proba, "models": models,
-    }
+    pred = proba.loc[idx].idxmax(axis=1).to_numpy()
+    return {**label_scores(y.to_numpy(), pred), "n_labelled": len(idx), "folds": folds, "proba": proba,
+            "models": models}
 
 
 def _same_rows(reviews: pd.DataFrame, proba: pd.Series | pd.DataFrame) -> None:

@@ -340,8 +340,8 @@ def falling_ratings(reviews: pd.DataFrame, by: str = "product_id", *, recent_day
                      "difference_low": diff - half * se, "difference_high": diff + half * se, "p_value": float(p)})
     columns = [*cols, "n_before", "mean_before", "n_recent", "mean_recent", "difference", "difference_low",
                "difference_high", "p_value", "p_adjusted", "falling"]
-    if not rows:
-        return pd.DataFrame(columns=columns)
+    if not rows:  # nothing tested: the same columns, ``falling`` still a boolean a mask can use
+        return pd.DataFrame(columns=columns).astype({"falling": bool})
     out = pd.DataFrame(rows)
     out["p_adjusted"] = stats.false_discovery_control(out["p_value"].to_numpy(), method="bh")
     out["falling"] = (out["p_adjusted"] < alpha) & (out["difference"] < 0)

@@ -353,7 +353,8 @@ def fatigue_capped(recent: pd.Series, *, max_contacts: int) -> pd.Series:
 
 def relevance_table(customers_index: Any, *, assignments: pd.DataFrame | None, campaigns: pd.DataFrame | None,
                     events: Any, orders: pd.DataFrame, timezone: str, as_of: Any, fatigue_days: float,
-                    max_contacts: int, prior_strength: float = 5.0) -> pd.DataFrame:
+                    max_contacts: int, prior_strength: float = 5.0, reachable: pd.DataFrame | None = None
+                    ) -> pd.DataFrame:
     """Channel, time and contact pressure per customer, one row each.
 
     Without *assignments* or *campaigns* no channel has an engagement rate: every ``engagement_*`` is
@@ -363,6 +364,7 @@ def relevance_table(customers_index: Any, *, assignments: pd.DataFrame | None, c
 
     *customers_index* (e.g. the consented customers) is the result's index, in order; the contact
     window is ``(as_of - fatigue_days, as_of]`` (:func:`recent_contacts`), the cap *max_contacts*.
+    *reachable* is :func:`reachable_channels` of the same customers when the caller already has it.
 
     Returns
     -------
@@ -377,7 +379,9 @@ def relevance_table(customers_index: Any, *, assignments: pd.DataFrame | None, c
     engagement = pd.DataFrame(index=ids)
     if assignments is not None and campaigns is not None:
         engagement = channel_engagement(assignments, campaigns, customers=ids, prior_strength=prior_strength)
-    out = preferred_channel(engagement, reachable_channels(ids, events, orders))
+    if reachable is None:
+        reachable = reachable_channels(ids, events, orders)
+    out = preferred_channel(engagement, reachable.reindex(ids))
     for c in CONTACT_CHANNELS:
         out[f"engagement_{c}"] = engagement.get(f"engagement_{c}", np.nan)
     timing = contact_timing(activity(events, orders, assignments), timezone=timezone, prior_strength=prior_strength,
