@@ -60,3 +60,12 @@ def test_churn_table_puts_the_difference_with_its_interval():
     assert t.loc["difference (complained − comparable)", ["churned", "low", "high"]].tolist() == [0.2, 0.1, 0.3]
     assert np.isnan(t.loc["customers who complained", "low"])
     assert t.loc["complaint resolved within 48 h", "customers"] == 6
+
+
+def test_topic_truth_counts_found_and_wrongly_tagged_per_planted_topic():
+    reviews = pd.DataFrame({"review_id": ["a", "b", "c", "d"]})
+    truth = pd.DataFrame({"review_id": ["a", "b", "c", "d"], "topic": ["price", "price", "size", "size"]})
+    flags = pd.DataFrame({"price": [True, False, True, False], "size": [False, False, True, True]})
+    got = fr.topic_truth(flags, reviews, truth)
+    assert got.loc["price", "found"] == 0.5 and got.loc["price", "tagged wrongly"] == 0.5
+    assert got.loc["size", "found"] == 1.0 and got.loc["size", "tagged wrongly"] == 0.0 and got.loc["size", "reviews"] == 2

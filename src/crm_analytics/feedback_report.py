@@ -10,7 +10,7 @@ import pandas as pd
 
 __all__ = ["LANGUAGE_NAMES", "anomaly_table", "churn_table", "complaint_truth", "falling_table", "faults_table",
            "keyword_table", "language_table", "mismatch_table", "mismatch_truth", "rates_table", "rating_table",
-           "resolution_table", "sentence_scores", "sentiment_table", "sentiment_truth", "topic_matrix", "topic_table",
+           "resolution_table", "sentence_scores", "sentiment_table", "sentiment_truth", "topic_matrix", "topic_table", "topic_truth",
            "volume_table"]
 
 LANGUAGE_NAMES = {"tr": "Turkish", "en": "English", "other": "other languages", "unknown": "no text, or too short to tell"}
@@ -201,3 +201,15 @@ def complaint_truth(rows: pd.DataFrame, truth_customers: pd.DataFrame, horizon_d
     p_c = float(gone[comp].mean())
     p_o = float((gone[~comp] * w[~comp]).sum() / w[~comp].sum())
     return {"true_dropout_complainers": p_c, "true_dropout_comparable": p_o, "true_difference": p_c - p_o}
+
+
+def topic_truth(flags: pd.DataFrame, reviews: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Topic tags against the demo world's planted topic of each review: per planted topic, the share of its
+    reviews tagged with it (found) and the share of the other reviews tagged with it (tagged wrongly)."""
+    planted = truth.set_index("review_id")["topic"].reindex(reviews["review_id"]).to_numpy()
+    rows = {}
+    for topic in sorted(set(planted[pd.notna(planted)]) & set(flags.columns)):
+        mine = planted == topic
+        rows[topic] = {"reviews": int(mine.sum()), "found": float(flags.loc[mine, topic].mean()),
+                       "tagged wrongly": float(flags.loc[~mine, topic].mean())}
+    return pd.DataFrame(rows).T.rename_axis("planted topic")
