@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
 .DEFAULT_GOAL := help
-.PHONY: reports data test bench lab clean distclean help forget
+.PHONY: reports data test bench lab clean distclean help forget compare contacts
 
 DATASET ?= demo
 PYTHON ?= python3
@@ -21,6 +21,8 @@ PARAMS_SRC := $(wildcard params/$(DATASET).yaml params/$(DATASET)/*.yaml)
 ALL_NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 PACKAGE_SRC := $(shell find src/crm_analytics -name '*.py' 2>/dev/null)
 ERASURE := $(wildcard data/erasure/$(DATASET).txt)
+# the reports' words: a changed translation republishes the reports
+LOCALE := $(wildcard src/crm_analytics/locale/*/*.po)
 
 ## reports   Run every notebook of DATASET (default demo) and publish reports/$(DATASET)/index.html
 reports: $(REPORTS)/index.html
@@ -42,13 +44,23 @@ lab: $(SETUP)
 	@$(MAKE) --no-print-directory reports DATASET=ci
 	$(JUPYTER) lab --notebook-dir=notebooks
 
+## compare   What changed between two runs: make compare DATASET=<name> [A=<run> [B=<run>]] (default: the last two)
+compare: $(SETUP)
+	@$(PY) -m crm_analytics.history compare $(DATASET) $(A) $(B)
+
+## contacts  Import lists for a CRM or e-mail tool, contact details attached (personal data: data/contacts/, never reports/): make contacts DATASET=<name> [FORMAT=mailchimp|hubspot|generic] [OUT=<folder>]
+FORMAT ?= generic
+contacts: $(SETUP)
+	@$(PY) -m crm_analytics.crm_export $(DATASET) --format $(FORMAT) $(if $(OUT),--out "$(OUT)")
+
 ## forget    Record an erasure request: make forget CUSTOMER=<id> DATASET=<name>
 forget: $(SETUP)
 	@$(PY) -m crm_analytics.erasure add $(DATASET) "$(CUSTOMER)"
+	@if [ -d data/contacts/$(DATASET) ]; then echo "note: contact lists written before this request are in data/contacts/$(DATASET): run make contacts DATASET=$(DATASET) again (after make reports) or delete them"; fi
 
 ## clean     Remove reports, build files and derived data (keeps raw data and the virtualenv)
 clean:
-	rm -rf build reports/*/ data/interim data/processed
+	rm -rf build reports/*/ data/interim data/processed data/contacts
 
 ## distclean Also remove raw data and the virtualenv
 distclean: clean
@@ -91,11 +103,11 @@ $(RAW_INPUTS):
 endif
 
 define NOTEBOOK_RULE
-$(REPORTS)/$(1).html: notebooks/$(1).ipynb $(BUILD)/params/$(1).yaml $(DEPS_$(1)) $(RAW)/_SUCCESS $(if $(filter-out 01_data_cleaning,$(1)),$(REPORTS)/01_data_cleaning.html,$(ERASURE)) $(foreach n,$(NEEDS_$(1)),$(REPORTS)/$(n).html) | $(SETUP)
+$(REPORTS)/$(1).html: notebooks/$(1).ipynb $(BUILD)/params/$(1).yaml $(DEPS_$(1)) $(LOCALE) $(RAW)/_SUCCESS $(if $(filter-out 01_data_cleaning,$(1)),$(REPORTS)/01_data_cleaning.html,$(ERASURE)) $(foreach n,$(NEEDS_$(1)),$(REPORTS)/$(n).html) | $(SETUP)
 	@echo "running $(1) on $(DATASET)"
 	@$(PY) -m crm_analytics.pipeline run $(DATASET) $(1)
 endef
 $(foreach nb,$(NOTEBOOKS),$(eval $(call NOTEBOOK_RULE,$(nb))))
 
-$(REPORTS)/index.html: $(foreach nb,$(NOTEBOOKS),$(REPORTS)/$(nb).html) $(BUILD)/dataset.mk src/crm_analytics/index.py
+$(REPORTS)/index.html: $(foreach nb,$(NOTEBOOKS),$(REPORTS)/$(nb).html) $(BUILD)/dataset.mk src/crm_analytics/index.py src/crm_analytics/summary.py src/crm_analytics/history.py $(LOCALE)
 	@$(PY) -m crm_analytics.pipeline index $(DATASET)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -203,8 +204,9 @@ def test_a_package_error_is_one_plain_message_and_the_last_good_report_stays_byt
     out = capsys.readouterr().out
     assert re.search(r"^published reports/probe/02_probe\.html \(\d+ s\)$", out, re.MULTILINE), out
     reports = project / "reports" / "probe"
-    kept = ["02_probe.html", "02_probe.ipynb", "metrics/02_probe.json", "status/02_probe.json", "index.html"]
+    kept = ["02_probe.html", "02_probe.ipynb", "metrics/02_probe.json", "status/02_probe.json"]
     before = {name: (reports / name).read_bytes() for name in kept}
+    assert "class='banner'" not in (reports / "index.html").read_text()
 
     _params(project, fail_with="data", value=2)
     configure("probe")
@@ -221,6 +223,9 @@ def test_a_package_error_is_one_plain_message_and_the_last_good_report_stays_byt
     assert (reports / "02_probe.FAILED.ipynb").exists()
     failed = json.loads((project / "build" / "probe" / "logs" / "02_probe.failed.json").read_text())
     assert failed["status"] == "failed" and "DataContractError" in failed["detail"]
+    # the summary page stays the last good one, with a visible banner naming the failure and its log
+    index = html.unescape((reports / "index.html").read_text())
+    assert "class='banner'" in index and "in 02_probe (see " in index and "02_probe.kernel.log" in index
 
     _params(project, fail_with="bug", value=3)  # an unexpected error keeps the cell description
     configure("probe")
@@ -233,6 +238,8 @@ def test_a_package_error_is_one_plain_message_and_the_last_good_report_stays_byt
     _params(project, value=4)
     configure("probe")
     assert main(["run", "probe", "02_probe"]) == 0
+    assert main(["index", "probe"]) == 0
+    assert "class='banner'" not in (reports / "index.html").read_text()  # a good night clears the banner
     assert not (project / "build" / "probe" / "logs" / "02_probe.failed.json").exists()
     assert not (reports / "02_probe.FAILED.ipynb").exists()
 

@@ -81,7 +81,7 @@ def test_styled_escapes_cells_index_and_column_labels_and_names():
                          index=pd.Index(["<i>row</i>", "r2"], name="<u>name</u>"))
     html = report.styled(frame, formats={"value": "{:.1%}"}).to_html()
     assert "<script" not in html and "<b>" not in html and "<i>" not in html and "<u>" not in html
-    assert "&lt;script&gt;" in html and "&lt;i&gt;row&lt;/i&gt;" in html and "123450.0%" in html
+    assert "&lt;script&gt;" in html and "&lt;i&gt;row&lt;/i&gt;" in html and "123,450.0%" in html
     multi = frame.set_index([pd.Index(["<em>a</em>", "b"]), frame.index])
     assert "<em>" not in report.styled(multi).to_html()
 

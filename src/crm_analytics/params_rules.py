@@ -282,6 +282,11 @@ RULES: dict[str, Rule] = {
     "fatigue_days": number(1, whole=True),
     "max_contacts": number(1, whole=True),
     "remember_days": number(1, whole=True),
+    # every notebook: the reader's language and the holidays marked on time charts
+    "language": one_of("en", "tr"),
+    "holiday_country": checked_by("crm_analytics.i18n:check_holiday_country",
+                                  "an ISO country code the holidays package knows (TR, GB, DE, …); empty marks "
+                                  "no holidays", "str"),
     # 07_feedback
     "sla_hours": number(1, whole=True),
     "recent_days": number(1, whole=True),

@@ -9,7 +9,9 @@
 ``python -m crm_analytics.pipeline run DATASET NOTEBOOK``
     execute one notebook with papermill, then publish it: the executed notebook, its HTML
     with the code hidden, its metrics and its status. A failed run publishes nothing (the last
-    good report, metrics, status and index stay byte-identical); it keeps the executed notebook
+    good report, metrics and status stay byte-identical; the summary page keeps its figures and
+    gains a banner naming the failure and its log, :func:`crm_analytics.history.record_failure`,
+    until a run succeeds); it keeps the executed notebook
     as ``NOTEBOOK.FAILED.ipynb``, records the failure in ``build/DATASET/logs/NOTEBOOK.failed.json``
     and says why: the package's own message when one of its errors stopped the notebook (a
     data problem, say), else the failing cell and its error. On a terminal a progress bar shows
@@ -18,7 +20,8 @@
     A second run of the same notebook on the same dataset while one is going (a nightly job
     meeting a manual ``make reports``) stops at once with a message and touches nothing.
 ``python -m crm_analytics.pipeline index DATASET``
-    write ``reports/DATASET/index.html``.
+    compute the summary's own numbers, keep the run in ``reports/DATASET/history/`` and write the
+    executive summary ``reports/DATASET/index.html`` (:mod:`crm_analytics.index`).
 
 A user's mistake ends in one message and exit status 2 (no traceback).
 """
@@ -306,8 +309,12 @@ def run_notebook(dataset: str, notebook: str) -> Path:
         When the notebook fails (the message names the notebook and the failing cell) or is
         already running on this dataset in another process.
     """
-    with sole_run(dataset, notebook):
-        return _run_notebook(dataset, notebook)
+    with sole_run(dataset, notebook):  # a run already going elsewhere is no failure of this one
+        try:
+            return _run_notebook(dataset, notebook)
+        except CrmAnalyticsError as exc:
+            _mark_failed_run(dataset, notebook, exc)
+            raise
 
 
 def _run_notebook(dataset: str, notebook: str) -> Path:
@@ -324,7 +331,7 @@ def _run_notebook(dataset: str, notebook: str) -> Path:
                                 f"(it validates params/{dataset}.yaml first)")
     parameters = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
     executed = staging / f"{notebook}.ipynb"
-    source_nb = paths.notebooks_dir() / f"{notebook}.ipynb"
+    source_nb = _in_language(paths.notebooks_dir() / f"{notebook}.ipynb", parameters.get("language", "en"), staging)
     env_before = os.environ.get("CRM_ANALYTICS_STAGING")
     os.environ["CRM_ANALYTICS_STAGING"] = str(staging / "metrics")
     started = time.monotonic()
@@ -383,8 +390,47 @@ def _run_notebook(dataset: str, notebook: str) -> Path:
     (reports / f"{notebook}.FAILED.ipynb").unlink(missing_ok=True)
     failure_record.unlink(missing_ok=True)
     _write_status(reports, notebook, "ok", seconds, "")
+    _report_untranslated(dataset, notebook, staging, parameters.get("language", "en"))
     shutil.rmtree(staging, ignore_errors=True)
     return html
+
+
+def _in_language(source_nb: Path, language: str, staging: Path) -> Path:
+    """The notebook to execute: *source_nb* itself in English, else a copy in *staging* whose Markdown
+    cells are in *language* (:func:`crm_analytics.i18n.translate_markdown`; the code is unchanged)."""
+    if language == "en":
+        return source_nb
+    import nbformat
+
+    from crm_analytics import i18n
+
+    nb = nbformat.read(source_nb, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = i18n.translate_markdown(cell.source, language)
+    out = staging / "source" / source_nb.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out)
+    return out
+
+
+def _report_untranslated(dataset: str, notebook: str, staging: Path, language: str) -> None:
+    """Texts the notebook wrote in English although its language is another: listed in the logs
+    (``build/<dataset>/logs/<notebook>.untranslated.txt``) and counted on the console."""
+    from crm_analytics import i18n
+
+    found = set(i18n.untranslated())
+    staged = staging / "untranslated.txt"
+    if staged.exists():
+        found |= {line for line in staged.read_text(encoding="utf-8").splitlines() if line.strip()}
+    log = paths.build_dir(dataset) / "logs" / f"{notebook}.untranslated.txt"
+    if not found:
+        log.unlink(missing_ok=True)
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("\n".join(sorted(found)) + "\n", encoding="utf-8")
+    print(f"note: {len(found)} texts of {notebook} have no {language} translation yet and are shown in English "
+          f"(listed in {log.relative_to(paths.project_root())})", file=sys.stderr)
 
 
 def _write_status(reports: Path, notebook: str, status: str, seconds: float, detail: str) -> None:
@@ -431,6 +477,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _mark_failed_run(dataset: str, notebook: str, error: Exception) -> None:
+    """A failed night: keep the failure (time, notebook, log) and show it as a banner on the last
+    good summary page, which otherwise stays as it was."""
+    from crm_analytics import history
+
+    log = paths.build_dir(dataset) / "logs" / f"{notebook}.kernel.log"
+    history.record_failure(dataset, notebook, log, error)
+    if (paths.reports_dir(dataset) / "index.html").exists():
+        try:
+            from crm_analytics.index import render_index
+
+            render_index(dataset)
+        except Exception as exc:  # the banner is a courtesy: never hide the notebook's own error
+            print(f"note: could not add the failure banner to the summary page: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

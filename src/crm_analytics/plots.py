@@ -9,10 +9,13 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-__all__ = ["style", "plot_forest", "plot_curves", "plot_heatmap", "plot_bars", "plot_actual_vs_expected",
+__all__ = ["PALETTE", "SEQUENTIAL", "mark_days", "shopping_days", "style", "plot_forest", "plot_curves", "plot_heatmap", "plot_bars", "plot_actual_vs_expected",
            "plot_calibration", "plot_rate_over_time"]
 
-PALETTE = ["#2a6f97", "#e07a5f", "#3d405b", "#81b29a", "#f2cc8f", "#8d99ae"]
+#: Okabe–Ito colours: told apart with every common kind of colour blindness
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442"]
+#: sequential colour map for heatmaps, readable in grey and with colour blindness
+SEQUENTIAL = "cividis"
 
 
 def style() -> None:
@@ -25,6 +28,54 @@ def style() -> None:
     plt.rcParams.update({"figure.figsize": (8, 4.2), "figure.dpi": 96, "axes.titleweight": "bold",
                          "axes.titlesize": 12, "axes.spines.top": False, "axes.spines.right": False,
                          "text.parse_math": False, "text.usetex": False})
+
+
+def shopping_days(start, end) -> dict:
+    """The big shopping days between *start* and *end*: 11.11 (Singles' Day) and Black Friday (the
+    Friday after the fourth Thursday of November; Turkish shops call it Efsane Cuma / Muhteşem Cuma)."""
+    out = {}
+    for year in range(pd.Timestamp(start).year, pd.Timestamp(end).year + 1):
+        thursdays = pd.date_range(f"{year}-11-01", f"{year}-11-30", freq="W-THU")
+        out[pd.Timestamp(f"{year}-11-11").date()] = "11.11"
+        out[(thursdays[3] + pd.Timedelta(days=1)).date()] = "Black Friday"
+    return {d: name for d, name in out.items() if pd.Timestamp(start).date() <= d <= pd.Timestamp(end).date()}
+
+
+def mark_days(ax, country: str | None = None):
+    """Mark the public holidays of *country* (default: the one :func:`crm_analytics.i18n.use` set)
+    and the big shopping days on a time chart whose x axis holds dates (matplotlib dates: plot with
+    ``ax.plot(dates, …)`` or pandas' ``x_compat=True``). Holidays are thin grey lines, shopping days
+    dashed orange ones named at the top; both go in the legend. Returns the ``Axes``."""
+    import matplotlib.dates as mdates
+
+    from crm_analytics import i18n
+
+    country = i18n.holiday_country() if country is None else country
+    if not country:
+        return ax
+    lo, hi = ax.get_xlim()
+    try:
+        start, end = mdates.num2date(lo).date(), mdates.num2date(hi).date()
+    except (ValueError, OverflowError):
+        return ax
+    if (end - start).days > 3700 or end < start:  # not a date axis
+        return ax
+    import holidays
+
+    public = holidays.country_holidays(country, years=range(start.year, end.year + 1))
+    days = sorted(d for d in public if start <= d <= end)
+    for i, d in enumerate(days):
+        ax.axvline(d, color="#999999", lw=0.6, alpha=0.6, zorder=0,
+                   label=i18n.t("public holiday") if i == 0 else None)
+    for i, (d, name) in enumerate(sorted(shopping_days(start, end).items())):
+        ax.axvline(d, color=PALETTE[1], lw=1, ls="--", zorder=0,
+                   label=i18n.t("shopping day (11.11, Black Friday)") if i == 0 else None)
+        ax.annotate(i18n.value(name), (mdates.date2num(d), 1), xycoords=("data", "axes fraction"), fontsize=7,
+                    color=PALETTE[1], rotation=90, va="top", ha="right")
+    ax.set_xlim(lo, hi)
+    if days or shopping_days(start, end):
+        ax.legend(fontsize=8)
+    return ax
 
 
 def _ax(ax, figsize=None):
@@ -64,7 +115,7 @@ def plot_curves(curves: dict[str, pd.DataFrame], *, x: str, y: str, xlabel: str,
     return ax
 
 
-def plot_heatmap(matrix: pd.DataFrame, *, title: str = "", fmt: str = ".0%", cmap: str = "Blues", xlabel: str = "",
+def plot_heatmap(matrix: pd.DataFrame, *, title: str = "", fmt: str = ".0%", cmap: str = SEQUENTIAL, xlabel: str = "",
                  ylabel: str = "", ax=None, annot: bool = True):
     """A labelled heatmap (cohort retention, segment migration)."""
     ax = _ax(ax, (min(1 + 0.55 * matrix.shape[1], 14), min(1 + 0.38 * matrix.shape[0], 10)))

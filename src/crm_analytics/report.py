@@ -18,6 +18,7 @@ import html
 import json
 import math
 import platform
+import re
 import string
 import subprocess
 from importlib import metadata
@@ -27,7 +28,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from crm_analytics import paths
+from crm_analytics import i18n, paths
 
 __all__ = [
     "escape",
@@ -71,7 +72,7 @@ class _EscapingFormatter(string.Formatter):
     """``str.format`` whose fields are formatted first (``{x:,.0f}`` works) and escaped after."""
 
     def format_field(self, value: Any, format_spec: str) -> str:
-        return escape(super().format_field(value, format_spec))
+        return escape(i18n.format_value(value, format_spec))
 
 
 _FORMATTER = _EscapingFormatter()
@@ -82,6 +83,8 @@ def md(template: str, /, **values: Any) -> Any:
 
     The template is ``str.format`` syntax; every field is formatted with its spec and then passed
     through :func:`escape`, so a campaign called ``<script>…`` or ``**Sale**`` reads as written.
+    The template is published in the report language (:func:`crm_analytics.i18n.t`) and numbers,
+    money (``{x:money}``) and dates in its locale (:func:`crm_analytics.i18n.format_value`).
     Returns an ``IPython.display.Markdown`` to ``display``.
 
     Raises
@@ -100,7 +103,7 @@ def md(template: str, /, **values: Any) -> Any:
         if i % 2 and "{" in part:  # inside a code span Markdown shows escapes as typed
             raise ValueError(f"report.md: field in a code span ({part!r}); a code span is for names from code, "
                              "not data: put the field outside the backticks")
-    return Markdown(_FORMATTER.vformat(template, (), values))
+    return Markdown(_FORMATTER.vformat(i18n.t(template), (), values))
 
 
 def _missing(value: Any) -> bool:
@@ -113,22 +116,24 @@ def number(value: Any, digits: int = 4) -> str:
     scientific notation; missing as an en dash."""
     if _missing(value):
         return "–"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return str(value)
+    if isinstance(value, (bool, np.bool_)):
+        return i18n.yes_no(value)
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(i18n.value(value))
     v = float(value)
     if math.isinf(v):
         return "∞" if v > 0 else "−∞"
     if abs(v) >= 1000 or v == int(v):
-        return f"{v:,.0f}"
+        return i18n.decimal(v, 0)
     decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(v))))) if v else 0
-    return f"{v:,.{decimals}f}"
+    return i18n.decimal(v, decimals)
 
 
 def p_value(value: Any) -> str:
     """A p-value as published: four decimals, ``<0.0001`` below that, an en dash when missing."""
     if _missing(value):
         return "–"
-    return "<0.0001" if float(value) < 1e-4 else f"{float(value):.4f}"
+    return "<" + i18n.decimal(1e-4, 4) if float(value) < 1e-4 else i18n.decimal(float(value), 4)
 
 
 def _is_p_value(column: Any) -> bool:
@@ -141,6 +146,63 @@ def _label(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(_label(v) for v in value)
     return html.escape(value) if isinstance(value, str) else value
+
+
+def _row_label(value: Any) -> Any:
+    """A row label as the reader sees it: a word from code translated, a truth value as yes/no."""
+    if isinstance(value, tuple):
+        return tuple(_row_label(v) for v in value)
+    if isinstance(value, (bool, np.bool_)):
+        return i18n.yes_no(value)
+    return i18n.value(value)
+
+
+def _reader_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """*frame* with its column names and index names as labels for a reader
+    (:func:`crm_analytics.i18n.label`: ``revenue_share`` -> ``Share of revenue``) and its row labels
+    translated; returns the frame and the map from each old column to its new label."""
+    out = frame.copy(deep=False)
+    if isinstance(out.columns, pd.MultiIndex):
+        out.columns = out.columns.set_levels([lvl.map(i18n.label) for lvl in out.columns.levels])
+        mapping = dict(zip(frame.columns, out.columns))
+    else:
+        labels = [i18n.label(c) for c in frame.columns]
+        if len(set(map(str, labels))) < len(labels):  # two names, one label: keep the names apart
+            labels = [lab if sum(str(x) == str(lab) for x in labels) == 1 else c for c, lab in zip(frame.columns, labels)]
+        out.columns = pd.Index(labels, name=i18n.label(frame.columns.name))
+        mapping = dict(zip(frame.columns, labels))
+    out.columns.names = [i18n.label(n) for n in frame.columns.names]
+    if isinstance(out.index, pd.MultiIndex):
+        out.index = out.index.set_levels([lvl.map(_row_label) for lvl in out.index.levels])
+    elif out.index.dtype == object or isinstance(out.index.dtype, pd.CategoricalDtype) or out.index.dtype == bool:
+        out.index = pd.Index([_row_label(v) for v in out.index], name=out.index.name)
+    out.index.names = [i18n.label(n) for n in frame.index.names]
+    return out, mapping
+
+
+def _row_numbers(frame: pd.DataFrame) -> bool:
+    """True when the row labels are only row numbers (0, 1, 2, … without a name): not shown."""
+    idx = frame.index
+    return (not isinstance(idx, pd.MultiIndex) and idx.name is None and pd.api.types.is_integer_dtype(idx)
+            and (len(idx) == 0 or (idx == pd.RangeIndex(len(idx))).all()))
+
+
+def _locale_formatter(spec: Any) -> Any:
+    """A column format of :func:`styled` (``"{:.1%}"``, ``"{:,.0f}"`` or a function) that writes the
+    locale's numbers."""
+    if callable(spec):
+        return spec
+    m = re.fullmatch(r"\{:([^{}]*)\}(.*)", str(spec), re.S)
+    if m is None:
+        return spec
+    inner, suffix = m.groups()
+
+    def fmt(v: Any) -> str:
+        if _missing(v):
+            return "–"
+        return i18n.format_value(v, inner) + i18n.t(suffix) if suffix else i18n.format_value(v, inner)
+
+    return fmt
 
 
 def _safe_labels(frame: pd.DataFrame) -> pd.DataFrame:
@@ -164,15 +226,25 @@ def styled(table: pd.DataFrame | pd.Series, formats: Mapping[Any, Any] | None = 
     Cell values, row and column labels and their names are HTML-escaped: a product called
     ``<script>…`` reads as written. *formats* maps a column to its own formatter (a format string
     such as ``"{:.1%}"`` or a function); missing values show as an en dash.
+
+    The reader sees labels, not names: columns and index names through
+    :func:`crm_analytics.i18n.label` (with their unit, in the report language), words from code
+    translated, ``True``/``False`` as yes/no, numbers in the locale's format (never ``-0``), and no
+    row numbers (a plain 0, 1, 2, … index is hidden).
     """
     frame = table.to_frame() if isinstance(table, pd.Series) else table
+    hide_index = _row_numbers(frame)
+    p_columns = [c for c in frame.columns if _is_p_value(c)]
+    frame, mapping = _reader_labels(frame)
     frame = _safe_labels(frame)
     styler = frame.style.format(number, escape="html")
-    p_columns = [c for c in frame.columns if _is_p_value(c)]
     if p_columns:
-        styler = styler.format(p_value, subset=p_columns, escape="html")
+        styler = styler.format(p_value, subset=[_label(mapping[c]) for c in p_columns], escape="html")
     for column, formatter in (formats or {}).items():
-        styler = styler.format(formatter, subset=[_label(column)], escape="html", na_rep="–")
+        styler = styler.format(_locale_formatter(formatter), subset=[_label(mapping.get(column, column))],
+                               escape="html", na_rep="–")
+    if hide_index:
+        styler = styler.hide(axis="index")
     return styler
 
 
