@@ -35,7 +35,8 @@ def _entries():
 
 def test_every_translation_keeps_the_fields_of_its_english_text():
     bad = [(po.relative_to(ROOT), msg.id) for po, msg in _entries()
-           if msg.string and _fields(str(msg.id)) != _fields(str(msg.string))]
+           if msg.string and _fields(str(msg.id)) != _fields(str(msg.string)) - (
+               {"currency"} if msg.context == i18n.COLUMN else set())]  # a column label may name the currency
     assert not bad, bad[:5]
 
 

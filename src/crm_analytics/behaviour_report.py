@@ -1,9 +1,12 @@
 """What notebook ``05_behaviour`` shows: the analyses of :mod:`crm_analytics.behaviour`,
 :mod:`crm_analytics.funnel` and :mod:`crm_analytics.site_search` as tables with plain labels,
-sentences, what a dataset can support, and the headline metrics.
+sentences, charts over time, what a dataset can support, and the headline metrics.
 
-Tables keep numbers as numbers (rates as shares, formatted by the notebook with ``report.styled``);
-labels are for a marketing reader ("product view", "add to cart", "95 % interval").
+Tables keep numbers as numbers (rates as shares) under their column names; ``report.styled`` shows
+each name as its label with its unit (``locale/<language>/05_behaviour.po``, context ``column``)
+and the shares as percentages in the report language. Words this module writes (funnel steps,
+page types, devices, channels, recovery groups) are translated here with
+:func:`crm_analytics.i18n.t`; data (products, categories, queries) is shown as it is.
 """
 
 from __future__ import annotations
@@ -12,71 +15,181 @@ from typing import Any
 
 import pandas as pd
 
-from crm_analytics.behaviour import FUNNEL_STEPS
+from crm_analytics import i18n
+from crm_analytics.behaviour import FUNNEL_STEPS, UNKNOWN
 from crm_analytics.report import md
 
-__all__ = ["STEP_LABELS", "BREAKDOWN_LABELS", "SESSION_SUMMARY_BREAKDOWNS", "dataset_mode", "supported_parts", "landing_table", "show", "COLUMN_LABELS",
-           "rate_table", "funnel_table", "funnel_by_table", "step_times_table", "leak_sentences", "change_sentence",
-           "paths_table", "metrics", "PERCENT", "INTERVAL"]
+__all__ = [
+    "BY_HEADINGS",
+    "MONEY",
+    "PERCENT",
+    "SESSION_SUMMARY_BREAKDOWNS",
+    "STEP_LABELS",
+    "VALUE_WORDS",
+    "abandoned_table",
+    "change_sentence",
+    "chart_period",
+    "dataset_mode",
+    "funnel_by_table",
+    "funnel_table",
+    "heading",
+    "landing_table",
+    "leak_sentences",
+    "metrics",
+    "paths_table",
+    "plot_conversion_over_time",
+    "plot_funnel",
+    "plot_sessions_over_time",
+    "rate_table",
+    "reader_words",
+    "recovery_table",
+    "show",
+    "step_label",
+    "step_times_table",
+    "supported_parts",
+    "truth_table",
+]
 
-#: funnel steps and page types as a reader says them
+#: funnel steps and page types as a reader says them (translated through the catalogue)
 STEP_LABELS = {"session_start": "session start", "entry": "arrival", "exit": "left the site",
                "page_view": "page view", "product_view": "product view", "add_to_cart": "add to cart",
                "remove_from_cart": "remove from cart", "checkout_start": "checkout", "purchase": "purchase",
                "search": "search", "login": "login"}
-#: breakdown columns of the sessions table (and of a session-summary export) as a reader says them
-BREAKDOWN_LABELS = {"channel": "channel", "device": "device", "visitor_type": "new or returning visitor",
-                    "segment": "RFM segment", "acquisition_channel": "acquisition channel", "week": "week",
-                    "month": "month", "landing_type": "landing page type", "weekend": "weekend",
-                    "traffic_type": "traffic type", "region": "region", "browser": "browser",
-                    "operating_system": "operating system"}
+#: codes of the events and customers tables (per breakdown column) as a reader says them
+VALUE_WORDS = {
+    "device": {"desktop": "desktop", "mobile_web": "mobile web", "ios": "iOS", "android": "Android"},
+    "channel": {"web": "web site", "app": "mobile app", "email": "e-mail"},
+    "acquisition_channel": {"organic": "organic", "referral": "referral", "paid_search": "paid search",
+                            "email": "e-mail", "social": "social media", "app_store": "app store",
+                            "marketplace": "marketplace"},
+    "visitor_type": {"new": "new visitors", "returning": "returning visitors", "New_Visitor": "new visitors",
+                     "Returning_Visitor": "returning visitors", "Other": "other visitors"},
+    "weekend": {"True": "weekend", "False": "weekday", "1": "weekend", "0": "weekday"},
+    "recovery_group": {"all": "all abandoned items", "sent": "campaign message sent",
+                       "control": "campaign control group", "none": "no campaign"},
+}
+#: the heading over a breakdown's table
+BY_HEADINGS = {"channel": "By channel", "device": "By device", "visitor_type": "New and returning visitors",
+               "segment": "By RFM segment", "acquisition_channel": "By acquisition channel", "week": "By week",
+               "month": "By month", "landing_type": "By landing page type", "weekend": "Weekend or weekday",
+               "traffic_type": "By traffic type", "region": "By region", "browser": "By browser",
+               "operating_system": "By operating system"}
+#: the measures of :func:`crm_analytics.behaviour.truth_check` as a reader says them
+TRUTH_MEASURES = {
+    "share_with.product_view": "sessions with a product view",
+    "share_with.add_to_cart": "sessions with an add to cart",
+    "share_with.checkout_start": "sessions with a checkout",
+    "share_with.purchase": "sessions with a purchase",
+    "step_conversion.view_to_cart": "product view → add to cart",
+    "step_conversion.cart_to_checkout": "add to cart → checkout",
+    "step_conversion.checkout_to_purchase": "checkout → purchase",
+    "cart_abandonment": "cart abandonment",
+    "search_zero_result_share": "searches finding nothing",
+}
+#: the parts of the report, and why a dataset may not support one
+PARTS = {
+    "sessions": ("Sessions", "no site events or session records"),
+    "conversion": ("Conversion rate", "no purchase events"),
+    "funnel": ("Funnel (view → cart → checkout → purchase)", "no cart or purchase events"),
+    "funnel_summaries": ("Funnel (view → cart → checkout → purchase)", "session records carry no steps"),
+    "abandonment": ("Cart abandonment", "no add-to-cart events"),
+    "search": ("Site search", "no search events"),
+    "interest": ("Product interest", "no product views"),
+    "paths": ("Paths", "no event sequence"),
+    "intent": ("Purchase-intention model",
+               "built for session records (page counts, page value); event logs get the funnel instead"),
+}
 #: breakdowns a session-summary export (UCI Online Shoppers) supports
 SESSION_SUMMARY_BREAKDOWNS = ["visitor_type", "month", "weekend", "traffic_type", "region"]
-PERCENT = "{:.1%}".format
-INTERVAL = "95 % interval"
-#: column names of the package's tables as a reader says them (:func:`show`)
-COLUMN_LABELS = {
-    "product_id": "product", "next_product_id": "next product", "name": "name", "category": "category",
-    "sessions": "sessions", "cart_sessions": "sessions with a cart", "abandoned": "abandoned",
-    "abandonment_rate": "abandonment rate", "rate": "rate", "rate_low": f"{INTERVAL}: low",
-    "rate_high": f"{INTERVAL}: high", "items": "items", "value": "value", "share_of_sessions": "share of cart sessions",
-    "recovered": "recovered", "recovery_rate": "recovery rate", "message": "message",
-    "views": "views", "view_sessions": "sessions with a view", "carts": "add to carts", "purchases": "units bought",
-    "orders": "orders", "cart_per_view": "add to carts per view", "purchase_per_view": "units bought per view",
-    "query": "query", "searches": "searches", "spellings": "spellings", "zero_result_share": "found nothing",
-    "view_share": "followed by a product view", "lost_searches": "lost searches", "lost_share": "lost",
-    "lost_low": f"lost, {INTERVAL}: low", "lost_high": f"lost, {INTERVAL}: high", "ended_share": "ended the session",
-    "searches_viewed": "searches followed by a view", "bought": "bought", "not_bought": "not bought",
-    "not_bought_share": "share not bought", "views_recent": "views, recent weeks", "views_before": "views, weeks before",
-    "ratio": "recent / before", "relative_ratio": "against the site's growth",
-    "ratio_low": f"{INTERVAL}: low", "ratio_high": f"{INTERVAL}: high", "p_value": "p_value", "p_holm": "p_holm",
-    "rising": "rising", "transitions": "moves", "share": "share", "measure": "measure", "measured": "measured",
-    "true": "true", "difference": "difference", "device": "device",
-}
+#: format of a share shown as a percentage, and of an amount of money (``report.styled`` formats)
+PERCENT = "{:.1%}"
+MONEY = "{:money}"
+#: column names of the package's tables that :func:`show` gives a name of their own (a label belongs
+#: to a name, and these names mean something else in other reports)
+RENAME = {"name": "product_name", "value": "abandoned_value", "purchases": "units_bought",
+          "orders": "orders_with_product", "share": "move_share", "items": "abandoned_items",
+          "transitions": "moves", "measure": "truth_measure"}
 #: columns shown as percentages
-PERCENT_COLUMNS = {"rate", "rate_low", "rate_high", "abandonment_rate", "share_of_sessions", "recovery_rate",
-                   "cart_per_view", "purchase_per_view", "zero_result_share", "view_share", "lost_share", "lost_low",
-                   "lost_high", "ended_share", "not_bought_share", "share"}
+PERCENT_COLUMNS = {"conversion_rate", "rate_low", "rate_high", "reached_share", "step_conversion",
+                   "conversion_low", "conversion_high", "to_add_to_cart", "to_checkout_start", "to_purchase",
+                   "abandonment_rate", "share_of_sessions", "recovery_rate", "cart_per_view", "purchase_per_view",
+                   "zero_result_share", "view_share", "lost_share", "lost_low", "lost_high", "ended_share",
+                   "not_bought_share", "path_share", "move_share", "measured_rate", "true_rate"}
+#: columns shown with a fixed number of decimals (ratios two, means one, seconds none)
+DECIMALS = {"ratio": 2, "relative_ratio": 2, "ratio_low": 2, "ratio_high": 2, "product_views_per_session": 1,
+            "median_duration_seconds": 0, "p25_seconds": 0, "median_seconds": 0, "p75_seconds": 0, "p90_seconds": 0}
+#: columns shown as money in the shop's currency
+MONEY_COLUMNS = {"abandoned_value"}
+#: columns shown first (a product's name before its numbers)
+FIRST_COLUMNS = ("product_name", "category")
 
 
-def _step(name: Any) -> str:
-    return STEP_LABELS.get(str(name), str(name).replace("_", " "))
+def step_label(name: Any) -> str:
+    """A funnel step or page type (``add_to_cart``) as the reader says it, in the report language."""
+    text = str(name)
+    if text in STEP_LABELS:
+        return i18n.t(STEP_LABELS[text])
+    return i18n.value(text.replace("_", " "))
 
 
-def show(table: pd.DataFrame, index: str | list[str] | None = None) -> Any:
+def _word(by: str, v: Any) -> Any:
+    """A value of breakdown *by* as the reader sees it: a known code in words, ``(unknown)``
+    translated, a segment or other data as it is (translated only when the catalogue knows it)."""
+    words = VALUE_WORDS.get(by, {})
+    key = str(v)
+    if key in words:
+        return i18n.t(words[key])
+    if key == UNKNOWN:
+        return i18n.t(UNKNOWN)
+    return i18n.value(v)
+
+
+def _words(frame: pd.DataFrame) -> pd.DataFrame:
+    """*frame* with the codes of known columns (device, channel, …) in words."""
+    out = frame.copy()
+    for col in out.columns:
+        if col in VALUE_WORDS or col in ("segment",):
+            out[col] = out[col].map(lambda v, c=col: _word(c, v))
+    return out
+
+
+def reader_words() -> list[str]:
+    """Every English word or phrase this module writes into a report (the catalogue must know
+    each one: a test checks the Turkish one)."""
+    out = list(STEP_LABELS.values()) + [w for m in VALUE_WORDS.values() for w in m.values()]
+    out += list(BY_HEADINGS.values()) + list(TRUTH_MEASURES.values()) + [UNKNOWN, "a real change",
+                                                                         "within chance"]
+    out += [text for pair in PARTS.values() for text in pair]
+    return list(dict.fromkeys(out))
+
+
+def heading(by: str) -> Any:
+    """The bold heading over the tables of breakdown *by* (``By device``)."""
+    return md("**{heading}**", heading=i18n.t(BY_HEADINGS[by]) if by in BY_HEADINGS else i18n.label(by))
+
+
+def show(table: pd.DataFrame, index: str | list[str] | None = None, *,
+         products: pd.DataFrame | None = None) -> Any:
     """*table* (a frame of this package's analyses) as the report shows it: *index* as row labels,
-    columns under reader's names (:data:`COLUMN_LABELS`), shares as percentages, yes/no for flags."""
+    column labels with units, shares as percentages, money in the shop's currency, yes/no for
+    flags; with *products*, a product's name beside its code."""
     from crm_analytics.report import styled
 
-    frame = table.set_index(index) if index else table
-    frame = frame.copy()
-    for col in frame.columns:
-        if pd.api.types.is_bool_dtype(frame[col]):
-            frame[col] = frame[col].map({True: "yes", False: "no"})
-    formats = {COLUMN_LABELS.get(c, c.replace("_", " ")): PERCENT for c in frame.columns if c in PERCENT_COLUMNS}
-    frame = frame.rename(columns=lambda c: COLUMN_LABELS.get(c, c.replace("_", " ")))
-    names = [COLUMN_LABELS.get(n, n.replace("_", " ")) if isinstance(n, str) else n for n in frame.index.names]
-    frame.index = frame.index.set_names(names)
+    frame = table.rename(columns=RENAME)
+    keys = [RENAME.get(i, i) for i in ([index] if isinstance(index, str) else list(index or []))]
+    if (products is not None and "product_id" in frame.columns and "product_name" not in frame.columns
+            and "name" in products.columns):
+        known = products.drop_duplicates("product_id")
+        names = pd.Series(known["name"].to_numpy(), index=known["product_id"].astype(str).to_numpy())
+        frame.insert(1, "product_name", frame["product_id"].astype(str).map(names))
+    frame = _words(frame)
+    first = [c for c in FIRST_COLUMNS if c in frame.columns and c not in keys]
+    frame = frame[keys + first + [c for c in frame.columns if c not in keys and c not in first]]
+    if keys:
+        frame = frame.set_index(keys)
+    formats: dict[str, str] = {c: PERCENT for c in frame.columns if c in PERCENT_COLUMNS}
+    formats.update({c: MONEY for c in frame.columns if c in MONEY_COLUMNS})
+    formats.update({c: f"{{:,.{DECIMALS[c]}f}}" for c in frame.columns if c in DECIMALS})
     return styled(frame, formats=formats)
 
 
@@ -95,135 +208,299 @@ def dataset_mode(events: pd.DataFrame | Any | None, sessions_table: pd.DataFrame
 
 
 def supported_parts(mode: str, event_types: set[str]) -> pd.DataFrame:
-    """Which parts of the report this dataset supports, and why not where it does not."""
+    """Which parts of the report this dataset supports (``supported``, a flag), and why not
+    (``why_not``) where it does not; in the report language."""
     has = event_types.__contains__
     rows = [
-        ("Sessions", mode != "none", "no site events or session records"),
-        ("Conversion rate", mode == "session summaries" or has("purchase"), "no purchase events"),
-        ("Funnel (view → cart → checkout → purchase)", mode == "events" and has("add_to_cart") and has("purchase"),
-         "no cart or purchase events" if mode == "events" else "session records carry no steps"),
-        ("Cart abandonment", mode == "events" and has("add_to_cart"), "no add-to-cart events"),
-        ("Site search", mode == "events" and has("search"), "no search events"),
-        ("Product interest", mode == "events", "no product views"),
-        ("Paths", mode == "events", "no event sequence"),
-        ("Purchase-intention model", mode == "session summaries",
-         "built for session records (page counts, page value); event logs get the funnel instead"),
+        ("sessions", mode != "none"),
+        ("conversion", mode == "session summaries" or has("purchase")),
+        ("funnel" if mode == "events" else "funnel_summaries", mode == "events" and has("add_to_cart")
+         and has("purchase")),
+        ("abandonment", mode == "events" and has("add_to_cart")),
+        ("search", mode == "events" and has("search")),
+        ("interest", mode == "events"),
+        ("paths", mode == "events"),
+        ("intent", mode == "session summaries"),
     ]
-    return pd.DataFrame([{"part": p, "supported": "yes" if ok else "no", "why not": "" if ok else why}
-                         for p, ok, why in rows]).set_index("part")
+    return pd.DataFrame([{"report_part": i18n.t(PARTS[key][0]), "supported": bool(ok),
+                          "why_not": "" if ok else i18n.t(PARTS[key][1])} for key, ok in rows]).set_index(
+        "report_part")
 
 
 def landing_table(sessions_df: pd.DataFrame) -> pd.DataFrame:
     """Sessions by landing page type: how many, product views per session and median length."""
     out = sessions_df.groupby("landing_type").agg(sessions=("session_id", "size"),
-                                                  views=("product_views", "mean"),
-                                                  seconds=("duration_seconds", "median"))
+                                                  product_views_per_session=("product_views", "mean"),
+                                                  median_duration_seconds=("duration_seconds", "median"))
     out = out.sort_values("sessions", ascending=False)
-    out.index = [_step(v) for v in out.index]
-    return out.rename_axis("landing page type").rename(columns={"views": "product views per session",
-                                                                "seconds": "median length (s)"})
+    out.index = pd.Index([step_label(v) for v in out.index], name="landing_type")
+    return out
 
 
 def rate_table(rates: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
-    """:func:`crm_analytics.behaviour.conversion_rate` with reader's labels: sessions, conversions,
-    conversion rate and its 95 % interval bounds (as shares, for ``report.styled`` formats)."""
-    out = rates.rename(columns={"sessions": "sessions", "conversions": "conversions", "rate": "conversion rate",
-                                "rate_low": f"{INTERVAL}: low", "rate_high": f"{INTERVAL}: high"})
+    """:func:`crm_analytics.behaviour.conversion_rate` for the report: sessions, conversions,
+    ``conversion_rate`` and its interval bounds (as shares), one row per group of *by* (in a
+    reader's order, codes in words)."""
+    out = rates.rename(columns={"rate": "conversion_rate"})
     if by:
         out = out.set_index(by)
-        out = out.iloc[_natural_order(out.index)].rename_axis(BREAKDOWN_LABELS.get(by, by))
-        out.index = out.index.map(lambda v: {True: "yes", False: "no", "True": "yes", "False": "no"}.get(v, v)
-                                  if isinstance(v, (bool, str)) else v)
+        out = out.iloc[_natural_order(out.index, by, out["sessions"])]
+        out.index = pd.Index([_word(by, v) for v in out.index], name=by)
     return out
 
 
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 
 
-def _natural_order(labels: pd.Index) -> list[int]:
-    """Positions of *labels* in a reader's order: numbers by value, month names by the calendar, else as given."""
+def _natural_order(labels: pd.Index, by: str | None = None, size: Any = None) -> list[int]:
+    """Positions of *labels* in a reader's order: numbers by value, month names by the calendar,
+    RFM segments in the segmentation's order, new visitors before returning ones, else the largest
+    group (*size*) first, or as given; ``(unknown)`` last."""
     text = [str(v).strip().lower() for v in labels]
     if all(t.lstrip("-").isdigit() for t in text):
         return sorted(range(len(text)), key=lambda i: int(text[i]))
     if all(t[:3] in _MONTHS for t in text):
         return sorted(range(len(text)), key=lambda i: _MONTHS.index(text[i][:3]))
-    return list(range(len(text)))
+    rank: dict[str, int] = {}
+    if by == "segment":
+        from crm_analytics.segmentation import DEFAULT_SEGMENT_MAP
+
+        rank = {name.lower(): i for i, name in enumerate(DEFAULT_SEGMENT_MAP)}
+    elif by == "visitor_type":
+        rank = {"new": 0, "new_visitor": 0, "returning": 1, "returning_visitor": 1}
+    last = len(rank) + 1
+    sizes = [0.0] * len(text) if size is None or rank else [-float(v) for v in size]
+    return sorted(range(len(text)), key=lambda i: (last if text[i] == UNKNOWN else rank.get(text[i], len(rank)),
+                                                   sizes[i], i))
 
 
 def funnel_table(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`crm_analytics.funnel.funnel` (no breakdown) as the report shows it: one row per step."""
+    """:func:`crm_analytics.funnel.funnel` (no breakdown) as the report shows it: one row per step,
+    how many reached it, their share of all, the share that went on from the step before with its
+    interval, and how many were lost at the step."""
     out = pd.DataFrame({
-        "step": [_step(s) for s in table["step"]],
+        "funnel_step": [step_label(s) for s in table["step"]],
         "reached": table["reached"].to_numpy(),
-        "share of all": table["share"].to_numpy(),
-        "from previous step": table["step_conversion"].to_numpy(),
-        f"{INTERVAL}: low": table["conversion_low"].to_numpy(),
-        f"{INTERVAL}: high": table["conversion_high"].to_numpy(),
-        "lost at this step": table["lost"].to_numpy(),
+        "reached_share": table["share"].to_numpy(),
+        "step_conversion": table["step_conversion"].to_numpy(),
+        "conversion_low": table["conversion_low"].to_numpy(),
+        "conversion_high": table["conversion_high"].to_numpy(),
+        "lost": table["lost"].to_numpy(),
     })
-    return out.set_index("step")
+    return out.set_index("funnel_step")
 
 
 def funnel_by_table(table: pd.DataFrame, by: str) -> pd.DataFrame:
     """:func:`crm_analytics.funnel.funnel` by *by* as one row per group: its sessions and the share
-    going on at each step (for a compact comparison; the intervals are in the metrics and the
-    leak sentences)."""
+    going on at each step (``to_add_to_cart`` …; for a compact comparison; the intervals are in
+    the metrics and the leak sentences)."""
     wide = table.pivot_table(index=by, columns="step", values="step_conversion", sort=False)
     wide = wide[[s for s in FUNNEL_STEPS if s in wide.columns][1:]]  # every session starts with a view
-    wide.columns = [f"→ {_step(s)}" for s in wide.columns]
+    wide.columns = [f"to_{s}" for s in wide.columns]
     total = table.drop_duplicates(by).set_index(by)["total"].rename("sessions")
     out = pd.concat([total, wide], axis=1)
-    return out.rename_axis(BREAKDOWN_LABELS.get(by, by))
+    out = out.iloc[_natural_order(out.index, by, out["sessions"])]
+    out.index = pd.Index([_word(by, v) for v in out.index], name=by)
+    return out
 
 
 def step_times_table(times: pd.DataFrame) -> pd.DataFrame:
-    """:func:`crm_analytics.funnel.step_times` in minutes and seconds a reader compares."""
+    """:func:`crm_analytics.funnel.step_times`: seconds within which a quarter, half, three quarters
+    and nine in ten of the sessions went from one step to the next."""
     out = pd.DataFrame({
-        "from → to": [f"{_step(a)} → {_step(b)}" for a, b in zip(times["from_step"], times["to_step"])],
+        "step_pair": [f"{step_label(a)} → {step_label(b)}" for a, b in zip(times["from_step"], times["to_step"])],
         "sessions": times["sessions"].to_numpy(),
-        "quarter within (s)": times["p25_seconds"].to_numpy(),
-        "half within (s)": times["median_seconds"].to_numpy(),
-        "three quarters within (s)": times["p75_seconds"].to_numpy(),
-        "nine in ten within (s)": times["p90_seconds"].to_numpy(),
+        "p25_seconds": times["p25_seconds"].to_numpy(),
+        "median_seconds": times["median_seconds"].to_numpy(),
+        "p75_seconds": times["p75_seconds"].to_numpy(),
+        "p90_seconds": times["p90_seconds"].to_numpy(),
     })
-    return out.set_index("from → to")
+    return out.set_index("step_pair")
+
+
+def abandoned_table(top: pd.DataFrame) -> Any:
+    """:func:`crm_analytics.funnel.abandonment_top` as the report shows it: per category or product
+    the abandoned carts holding it, the items and their value left, and the share of abandoned carts."""
+    key = top.columns[0]
+    return show(top.rename(columns={"sessions": "abandoned_carts"}), key)
+
+
+def recovery_table(summary: pd.DataFrame) -> Any:
+    """The ``summary`` of :func:`crm_analytics.funnel.cart_recovery`: per campaign group the abandoned
+    items, how many the customer bought later, and the recovery rate with its interval."""
+    return show(summary.rename(columns={"message": "recovery_group", "recovered": "recovered_items"}),
+                "recovery_group")
+
+
+def truth_table(check: pd.DataFrame) -> Any:
+    """:func:`crm_analytics.behaviour.truth_check` without the session count: each rate measured
+    and as generated, and their difference in percentage points."""
+    rates = check[check["measure"] != "sessions"]
+    out = pd.DataFrame({
+        "truth_measure": [i18n.t(TRUTH_MEASURES[m]) if m in TRUTH_MEASURES else m for m in rates["measure"]],
+        "measured_rate": rates["measured"].to_numpy(),
+        "true_rate": rates["true"].to_numpy(),
+        "difference_points": 100 * rates["difference"].to_numpy(),
+    }).set_index("truth_measure")
+    from crm_analytics.report import styled
+
+    return styled(out, formats={"measured_rate": PERCENT, "true_rate": PERCENT, "difference_points": "{:+.2f}"})
 
 
 def leak_sentences(leaks: pd.DataFrame, by: str) -> Any:
-    """One sentence per group: the funnel step where it loses most (from
-    :func:`crm_analytics.funnel.biggest_leak`), as report prose."""
+    """Under the heading of breakdown *by*, one line per group: the funnel step where it loses most
+    (from :func:`crm_analytics.funnel.biggest_leak`), as report prose."""
+    from IPython.display import Markdown
+
     if leaks.empty:
         return md("Too few sessions in every group to compare.")
-    parts, values = [], {}
-    for i, row in enumerate(leaks.itertuples(index=False)):
-        parts.append(f"- **{{g{i}}}** loses most from {{a{i}}} to {{b{i}}}: {{lost{i}:,}} of {{n{i}:,}} "
-                     f"({{drop{i}:.0%}}) do not go on.")
-        values.update({f"g{i}": getattr(row, by), f"a{i}": _step(row.from_step), f"b{i}": _step(row.to_step),
-                       f"lost{i}": int(row.lost), f"n{i}": int(row.entered), f"drop{i}": float(row.drop_off)})
-    return md(f"**By {BREAKDOWN_LABELS.get(by, by)}**\n\n" + "\n".join(parts), **values)
+    lines = [md("**{group}** loses most from {step} to {next}: {lost:,} of {n:,} sessions ({drop:.0%}) do not "
+                "go on.", group=_word(by, getattr(row, by)), step=step_label(row.from_step),
+                next=step_label(row.to_step), lost=int(row.lost), n=int(row.entered), drop=float(row.drop_off)).data
+             for row in leaks.iloc[_natural_order(pd.Index(leaks[by]), by, leaks["entered"])].itertuples(index=False)]
+    return Markdown(heading(by).data + "\n\n" + "\n".join("- " + line for line in lines))
 
 
-def change_sentence(change: pd.DataFrame, period: str) -> Any:
+_CHANGE = {
+    "week": "Conversion in the week of {when:%Y-%m-%d}: **{rate:.1%}** against {prev:.1%} the week before, a change "
+            "of {points:+.1f} percentage points ({level:.0%} confidence interval {low:+.1f} to {high:+.1f}): {verdict}. "
+            "The latest week may be incomplete and is not used.",
+    "month": "Conversion in {when:%Y-%m}: **{rate:.1%}** against {prev:.1%} the month before, a change of "
+             "{points:+.1f} percentage points ({level:.0%} confidence interval {low:+.1f} to {high:+.1f}): "
+             "{verdict}. The latest month may be incomplete and is not used.",
+}
+
+
+def change_sentence(change: pd.DataFrame, period: str, *, alpha: float = 0.05) -> Any:
     """The latest complete period's conversion against the one before, from
     :func:`crm_analytics.behaviour.conversion_change`, as report prose."""
     done = change.dropna(subset=["previous_rate"])
     if done.empty:
-        return md("Too little history to compare one {period} with the previous one.", period=period)
+        return md({"week": "Too little history to compare one week with the previous one.",
+                   "month": "Too little history to compare one month with the previous one."}[period])
     last = done.iloc[-2] if len(done) > 1 else done.iloc[-1]  # the last period may be incomplete
-    verdict = "a real change" if bool(last["change_significant"]) else "within chance"
-    return md("Conversion in the {period} of {when}: **{rate:.1%}** against {prev:.1%} the {period} before, a change "
-              "of {points:+.1f} points (95 % interval {low:+.1f} to {high:+.1f}): {verdict}. (The latest {period} "
-              "may be incomplete and is not used.)",
-              period=period, when=last[period], rate=last["rate"], prev=last["previous_rate"],
-              points=last["change_points"], low=last["change_low"], high=last["change_high"], verdict=verdict)
+    verdict = i18n.t("a real change" if bool(last["change_significant"]) else "within chance")
+    return md(_CHANGE[period], when=pd.Timestamp(str(last[period])), rate=last["rate"], prev=last["previous_rate"],
+              points=last["change_points"], low=last["change_low"], high=last["change_high"], verdict=verdict,
+              level=1 - alpha)
 
 
 def paths_table(paths: pd.DataFrame) -> pd.DataFrame:
     """:func:`crm_analytics.behaviour.common_paths` with page types as words."""
-    words = paths["path"].map(lambda p: " → ".join(_step(x.strip()) if x.strip() != "…" else "…"
+    words = paths["path"].map(lambda p: " → ".join(step_label(x.strip()) if x.strip() != "…" else "…"
                                                    for x in str(p).split("→")))
-    return pd.DataFrame({"path": words, "sessions": paths["sessions"].to_numpy(),
-                         "share": paths["share"].to_numpy()}).set_index("path")
+    return pd.DataFrame({"path": words.to_numpy(), "sessions": paths["sessions"].to_numpy(),
+                         "path_share": paths["share"].to_numpy()}).set_index("path")
+
+
+# --- charts ------------------------------------------------------------------------------------
+
+def plot_funnel(table: pd.DataFrame, ax=None):
+    """:func:`funnel_table` as horizontal bars: how many reached each step, and their share of all."""
+    import matplotlib.pyplot as plt
+
+    from crm_analytics import plots
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.5 * len(table) + 1.4))
+    s = table.iloc[::-1]
+    ax.barh([str(v) for v in s.index], s["reached"].to_numpy(float), color=plots.PALETTE[0])
+    for i, (n, share) in enumerate(zip(s["reached"], s["reached_share"])):
+        ax.text(n, i, f" {i18n.decimal(n, 0)} ({i18n.percent(share, 0)})", va="center", fontsize=8)
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))  # chart_text localises it
+    ax.set_xlim(0, float(table["reached"].max()) * 1.25)
+    ax.set_title("Sessions reaching each funnel step (number of sessions, share of all)")
+    ax.set_xlabel("Number of sessions")
+    return ax
+
+
+# --- charts over time --------------------------------------------------------------------------
+
+def _dates(values: pd.Series | pd.Index) -> pd.DatetimeIndex:
+    """Week (a Monday) or month (``YYYY-MM``) labels as the first day of the period."""
+    return pd.DatetimeIndex(pd.to_datetime(pd.Index(values).astype(str)))
+
+
+def _complete(first_days: pd.DatetimeIndex, period: str, start: Any, end: Any) -> Any:
+    """Which periods starting on *first_days* lie wholly between the first and last session."""
+    step = pd.DateOffset(weeks=1) if period == "week" else pd.DateOffset(months=1)
+    start = pd.Timestamp(start).tz_localize(None) if pd.Timestamp(start).tzinfo else pd.Timestamp(start)
+    end = pd.Timestamp(end).tz_localize(None) if pd.Timestamp(end).tzinfo else pd.Timestamp(end)
+    return (first_days >= start.normalize()) & (first_days + step <= end.normalize() + pd.Timedelta(days=1))
+
+
+def _date_axis(ax) -> None:
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _legend_below(ax) -> None:
+    """The legend (the line, its band, the marked days) under the chart, where it hides no data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(handles),
+                  frameon=False)
+
+
+def chart_period(sessions_df: pd.DataFrame, *, min_weekly_sessions: int = 400) -> str:
+    """``"week"`` when a typical week has enough sessions for a readable weekly rate (its interval a
+    few points wide), else ``"month"``."""
+    weekly = sessions_df.groupby("week").size()
+    return "week" if len(weekly) and float(weekly.median()) >= min_weekly_sessions else "month"
+
+
+def plot_sessions_over_time(sessions_df: pd.DataFrame, ax=None):
+    """Sessions per complete week (dates on the x axis), public holidays and shopping days marked."""
+    import matplotlib.pyplot as plt
+
+    from crm_analytics import plots
+
+    weekly = sessions_df.groupby("week").size()
+    x = _dates(weekly.index)
+    keep = _complete(x, "week", sessions_df["start_ts"].min(), sessions_df["start_ts"].max())
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.6))
+    ax.plot(x[keep], weekly.to_numpy()[keep], color=plots.PALETTE[0], lw=1.6)
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))  # chart_text localises it
+    ax.set_title("Sessions per week (complete weeks)")
+    ax.set_ylabel("Number of sessions")
+    _date_axis(ax)
+    plots.mark_days(ax)
+    _legend_below(ax)
+    return ax
+
+
+def plot_conversion_over_time(change: pd.DataFrame, period: str = "week", *, sessions_df: pd.DataFrame | None = None,
+                              alpha: float = 0.05, ax=None):
+    """Conversion rate per *period* (from :func:`crm_analytics.behaviour.conversion_change`) as a
+    line with its interval as a band over dates, public holidays and shopping days marked; with
+    *sessions_df*, incomplete first and last periods are left out."""
+    import matplotlib.pyplot as plt
+
+    from crm_analytics import plots
+
+    x = _dates(change[period])
+    keep = (_complete(x, period, sessions_df["start_ts"].min(), sessions_df["start_ts"].max())
+            if sessions_df is not None else slice(None))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.8))
+    ax.fill_between(x[keep], change["rate_low"].to_numpy(float)[keep], change["rate_high"].to_numpy(float)[keep],
+                    color=plots.PALETTE[0], alpha=0.2, label=i18n.t("{level:.0%} confidence interval",
+                                                                     level=1 - alpha))
+    ax.plot(x[keep], change["rate"].to_numpy(float)[keep], color=plots.PALETTE[0], lw=1.6,
+            marker="o" if period == "month" else None, ms=4, label="conversion rate")
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))  # chart_text localises it
+    ax.set_title({"week": "Conversion rate per week (share of sessions with a purchase, %)",
+                  "month": "Conversion rate per month (share of sessions with a purchase, %)"}[period])
+    ax.set_ylabel("Conversion rate (%)")
+    _date_axis(ax)
+    plots.mark_days(ax)
+    _legend_below(ax)
+    return ax
 
 
 def metrics(*, sessions: int, views: int | None, mean_views: float | None, overall: pd.DataFrame | None,
@@ -261,4 +538,3 @@ def metrics(*, sessions: int, views: int | None, mean_views: float | None, overa
                                "baseline_rule_auc": intent["baseline_rule_auc"],
                                "baseline_logistic_auc": intent["baseline_logistic_auc"]}
     return out
-

@@ -70,8 +70,10 @@ def mark_days(ax, country: str | None = None):
     for i, (d, name) in enumerate(sorted(shopping_days(start, end).items())):
         ax.axvline(d, color=PALETTE[1], lw=1, ls="--", zorder=0,
                    label=i18n.t("shopping day (11.11, Black Friday)") if i == 0 else None)
-        ax.annotate(i18n.value(name), (mdates.date2num(d), 1), xycoords=("data", "axes fraction"), fontsize=7,
-                    color=PALETTE[1], rotation=90, va="top", ha="right")
+        # labels alternate between the top and a little lower, so 11.11 and Black Friday never overlap
+        ax.annotate(i18n.value(name), (mdates.date2num(d), 1 if i % 2 == 0 else 0.78),
+                    xycoords=("data", "axes fraction"), fontsize=7, color=PALETTE[1], rotation=90, va="top",
+                    ha="right")
     ax.set_xlim(lo, hi)
     if days or shopping_days(start, end):
         ax.legend(fontsize=8)
@@ -124,6 +126,9 @@ def plot_heatmap(matrix: pd.DataFrame, *, title: str = "", fmt: str = ".0%", cma
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.tick_params(axis="x", labelrotation=45)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
     return ax
 
 
