@@ -260,11 +260,26 @@ def test_repeated_faults_names_recurring_categories_and_products():
     assert cat.loc["late", "trend"] == "rising" and cat.loc["late", "trend_slope"] == pytest.approx(1.0)
     assert cat.loc["late", "periods_present"] == 6 and cat.loc["late", "tickets"] == 21
     assert cat["recurring"].all()
-    assert cat.loc["late", "evidence"] == "tickets in 6 of 6 months, 21 in all, +1.00 per period (rising)"
+    assert cat.loc["late", "evidence"] == "tickets in 6 of 6 months, 21 in all, trend +1.00 tickets a month (rising)"
     prod = out[out["level"] == "product"].set_index("key")
     assert prod.loc["P2", "tickets"] == 21 + 6 and prod.loc["P2", "name"] == "Lamp"
     assert prod.loc["P1", "tickets"] == 12
 
+
+
+def test_repeated_faults_says_its_evidence_in_the_report_language():
+    from crm_analytics import i18n
+
+    rows = []
+    for m in range(4):
+        rows += [{"opened_ts": T0 + pd.DateOffset(months=m), "category": "late", "order_id": "O1"}] * (m + 1)
+    i18n.use("tr")
+    try:
+        out = repeated_faults(tickets(rows), freq="M", min_periods=3)
+    finally:
+        i18n.use("en")
+    assert out.set_index("key").loc["late", "evidence"] == \
+        "talep gelen ay: 4/4; toplam 10; eğilim: her ay +1,00 talep (artıyor)"
 
 # ----------------------------------------------------------------------------------------------
 # the ci world: complainers churn more than comparable customers (the generator plants it)

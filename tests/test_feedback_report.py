@@ -12,8 +12,36 @@ from crm_analytics import feedback_report as fr
 def test_rating_table_reads_as_stars_and_never_shows_minus_zero():
     summary = pd.DataFrame({"reviews": [4], "mean_rating": [3.5], "share_1": [0.25], "share_2": [0], "share_3": [0.25],
                             "share_4": [0], "share_5": [0.5], "star_nps": [-0.0]}, index=["all"])
-    t = fr.rating_table(summary, "reviews")
-    assert list(t.index) == ["all reviews"] and "5 ★" in t and "{:+.0f}".format(t["star NPS"].iloc[0]) == "+0"
+    t = fr.rating_table(summary)
+    assert list(t.index) == ["all reviews"] and "{:+.0f}".format(t["star_nps"].iloc[0]) == "+0"
+
+
+def test_the_reader_sees_labels_with_units_in_english_and_turkish():
+    from crm_analytics import i18n, report
+
+    summary = pd.DataFrame({"reviews": [4], "mean_rating": [3.5], "share_1": [0.25], "share_2": [0], "share_3": [0.25],
+                            "share_4": [0], "share_5": [0.5], "star_nps": [-0.0]}, index=["all"])
+    html = report.styled(fr.rating_table(summary), formats={"share_5": "{:.1%}"}).to_html()
+    assert "Mean rating (stars)" in html and "5 ★ (%)" in html and "all reviews" in html and "50.0%" in html
+    i18n.use("tr")
+    try:
+        html = report.styled(fr.rating_table(summary), formats={"share_5": "{:.1%}"}).to_html()
+        assert i18n.value(fr.rating_table(summary).index[0]) == "tüm yorumlar"
+        bands = fr.satisfaction_table(pd.DataFrame({"band": ["<=4 h", "4-24 h", ">168 h"], "rated": [1, 2, 3],
+                                                    "median_hours": [1.0, 5.0, 200.0], "mean": [4.0, 3.0, 2.0],
+                                                    "dissatisfied_share": [0.0, 0.1, 0.5]}))
+    finally:
+        i18n.use("en")
+    assert "Ortalama puan (yıldız)" in html and "%50,0" in html
+    assert list(bands.index) == ["4 saate kadar", "4–24 saat", "168 saatten uzun"]
+
+
+def test_ticket_categories_from_code_read_as_words():
+    volume = pd.DataFrame({"category": ["delivery_delay", "refund"], "channel": ["chat", "phone"], "tickets": [3, 1],
+                           "customers": [3, 1]})
+    t = fr.volume_table(volume, "category", "ticket_category")
+    assert list(t.index) == ["delivery delay", "refund"] and t.index.name == "ticket_category"
+    assert t["share_of_tickets"].tolist() == [0.75, 0.25]
 
 
 def test_topic_matrix_labels_quarters_as_people_write_them():
@@ -57,9 +85,10 @@ def test_churn_table_puts_the_difference_with_its_interval():
          "resolution_speed": {"split_hours": 48, "n_fast": 6, "churn_fast": 0.5, "n_slow": 4, "churn_slow": 0.75,
                               "diff": 0.25, "diff_low": -0.2, "diff_high": 0.6}}
     t = fr.churn_table(m)
-    assert t.loc["difference (complained − comparable)", ["churned", "low", "high"]].tolist() == [0.2, 0.1, 0.3]
-    assert np.isnan(t.loc["customers who complained", "low"])
-    assert t.loc["complaint resolved within 48 h", "customers"] == 6
+    assert t.loc["difference (complained − comparable)",
+                 ["churned_share", "churn_difference_low", "churn_difference_high"]].tolist() == [0.2, 0.1, 0.3]
+    assert np.isnan(t.loc["customers who complained", "churn_difference_low"])
+    assert t.loc["complaint resolved within 48 hours", "customers"] == 6
 
 
 def test_topic_truth_counts_found_and_wrongly_tagged_per_planted_topic():

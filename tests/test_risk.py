@@ -91,13 +91,27 @@ def test_planted_abusers_are_flagged_with_the_right_reasons():
     a = flag_anomalies(shop(), level="customer", contamination=0.05, seed=0).set_index("customer_id")
     # shop return rate: 6 + 9 returns of 383 - 9 cancelled orders = 15 / 374 = 4.0 %
     assert a.loc["X", "flagged"]
-    assert a.loc["X", "reasons"].split("; ")[0] == "returned 9 of 10 orders (shop: 4 %)"
+    assert a.loc["X", "reasons"].split("; ")[0] == "returned 9 of 10 orders (shop: 4%)"
     assert a.loc["Y", "flagged"] and "cancelled 5 orders in 7 days" in a.loc["Y", "reasons"]
     assert a.loc["Y", "max_cancels_7d"] == 5
     assert not a.loc["N10", "flagged"] and a.loc["N10", "reasons"] == ""  # one return of six: ordinary
     assert a.loc["X", "anomaly_score"] > a.loc["N10", "anomaly_score"]
     assert a["flagged"].sum() <= round(0.05 * len(a)) + 1
     assert {"anomaly_score", "flagged", "reasons", "return_rate", "cancel_rate", "max_value_ratio"} <= set(a.columns)
+
+
+def test_the_reasons_are_written_in_the_report_language():
+    from crm_analytics import i18n
+
+    i18n.use("tr", currency="TRY")
+    try:
+        a = flag_anomalies(shop(), level="customer", contamination=0.05, seed=0).set_index("customer_id")
+        big = flag_anomalies(shop(), level="order", contamination=0.01, seed=0)
+    finally:
+        i18n.use("en")
+    assert a.loc["X", "reasons"].split("; ")[0] == "10 siparişten 9 tanesini iade etti (mağaza geneli: %4)"
+    assert "7 gün içinde 5 sipariş iptal etti" in a.loc["Y", "reasons"]
+    assert "müşterinin medyan siparişinin 12 katı" in big.loc[big["order_total"] == 1200.0, "reasons"].iloc[0]
 
 
 def test_an_order_far_above_the_customers_median_is_flagged():

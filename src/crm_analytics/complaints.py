@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from crm_analytics import i18n
 from crm_analytics.campaigns import newcombe_interval, proportion_lift, wilson_interval
 from crm_analytics.churn import customer_features
 from crm_analytics.errors import CrmAnalyticsError, DataContractError
@@ -439,7 +440,16 @@ def _resolution_speed(t: pd.DataFrame, sla_hours: float | None, alpha: float) ->
                   "diff_high": r.get("lift_abs_high", nan), "p_value": r.get("p_value", nan)}
 
 
-_UNITS = {"D": "days", "W": "weeks", "M": "months", "Q": "quarters", "Y": "years", "A": "years"}
+#: the evidence sentence of :func:`repeated_faults` for each period length (written in the report language)
+_EVIDENCE = {
+    "D": "tickets on {k} of {n} days, {total:,} in all, trend {slope:+.2f} tickets a day ({trend})",
+    "W": "tickets in {k} of {n} weeks, {total:,} in all, trend {slope:+.2f} tickets a week ({trend})",
+    "M": "tickets in {k} of {n} months, {total:,} in all, trend {slope:+.2f} tickets a month ({trend})",
+    "Q": "tickets in {k} of {n} quarters, {total:,} in all, trend {slope:+.2f} tickets a quarter ({trend})",
+    "Y": "tickets in {k} of {n} years, {total:,} in all, trend {slope:+.2f} tickets a year ({trend})",
+    "A": "tickets in {k} of {n} years, {total:,} in all, trend {slope:+.2f} tickets a year ({trend})",
+}
+_EVIDENCE_OTHER = "tickets in {k} of {n} periods, {total:,} in all, trend {slope:+.2f} tickets a period ({trend})"
 
 
 def repeated_faults(tickets: pd.DataFrame, *, freq: str = "M", min_periods: int = 3,
@@ -450,7 +460,8 @@ def repeated_faults(tickets: pd.DataFrame, *, freq: str = "M", min_periods: int 
     Tickets are counted per period from the first ticket's to the last's (zero where none); a ticket counts
     for every product on its order. Items with tickets in at least *min_periods* periods are listed;
     ``trend_slope`` is the least-squares slope of tickets per period, ``trend`` ``rising``/``falling`` when it
-    differs from 0 at level *alpha* (t test), else ``stable``; ``recurring`` = listed and not falling.
+    differs from 0 at level *alpha* (t test), else ``stable``; ``recurring`` = listed and not falling; ``evidence``
+    says it in a sentence in the report language (:func:`crm_analytics.i18n.t`).
     Returns ``level`` (``category``/``product``), ``key, name, tickets, periods_present, periods,
     first_period, last_period, trend_slope, trend_p, trend, recurring, evidence``: recurring first.
     """
@@ -489,9 +500,9 @@ def repeated_faults(tickets: pd.DataFrame, *, freq: str = "M", min_periods: int 
     out.insert(2, "name", out["key"].map(names).where(out["level"] == "product", out["key"]))
     out = out[out["periods_present"] >= int(min_periods)].copy()
     out["recurring"] = out["trend"] != "falling"
-    unit = _UNITS.get(periods.freqstr[0], "periods")
+    sentence = _EVIDENCE.get(periods.freqstr[0], _EVIDENCE_OTHER)
     cols = [out[c] for c in ("periods_present", "periods", "tickets", "trend_slope", "trend")]
-    out["evidence"] = [f"tickets in {k} of {n} {unit}, {s} in all, {b:+.2f} per period ({tr})"
+    out["evidence"] = [i18n.t(sentence, k=int(k), n=int(n), total=int(s), slope=float(b), trend=tr)
                        for k, n, s, b, tr in zip(*cols)]
     return out.sort_values(["level", "recurring", "tickets", "key"], ascending=[True, False, False, True],
                            ignore_index=True)

@@ -174,7 +174,8 @@ def _reader_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     out.columns.names = [i18n.label(n) for n in frame.columns.names]
     if isinstance(out.index, pd.MultiIndex):
         out.index = out.index.set_levels([lvl.map(_row_label) for lvl in out.index.levels])
-    elif out.index.dtype == object or isinstance(out.index.dtype, pd.CategoricalDtype) or out.index.dtype == bool:
+    elif (out.index.dtype == object or pd.api.types.is_string_dtype(out.index.dtype)
+          or isinstance(out.index.dtype, pd.CategoricalDtype) or out.index.dtype == bool):
         out.index = pd.Index([_row_label(v) for v in out.index], name=out.index.name)
     out.index.names = [i18n.label(n) for n in frame.index.names]
     return out, mapping
@@ -245,6 +246,10 @@ def styled(table: pd.DataFrame | pd.Series, formats: Mapping[Any, Any] | None = 
                                escape="html", na_rep="–")
     if hide_index:
         styler = styler.hide(axis="index")
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(
+        frame[c]) and not pd.api.types.is_datetime64_any_dtype(frame[c])]
+    if text and len(frame) <= 5000:  # words read from the left; numbers stay right-aligned to compare
+        styler = styler.set_properties(subset=text, **{"text-align": "left"})
     return styler
 
 

@@ -4,7 +4,8 @@
 with Wilson intervals, flagged when the interval lies wholly above the shop's rate.
 :func:`flag_anomalies` scores customers (or orders) with an isolation forest on a few interpretable
 features and says in words why a flagged row is unusual: the features furthest above the median in
-robust z-scores (``returned 9 of 10 orders (shop: 6 %)``, ``cancelled 5 orders in 7 days``).
+robust z-scores (``returned 9 of 10 orders (shop: 6%)``, ``cancelled 5 orders in 7 days``), in the report
+language (:func:`crm_analytics.i18n.t`; money in the shop's currency).
 
 Rates: ``cancel_rate`` = cancelled / all orders; ``return_rate`` = returned / orders not cancelled (a
 cancelled order cannot come back). Order status is per order, so a returned order counts as a return
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
+from crm_analytics import i18n
 from crm_analytics.campaigns import wilson_interval
 from crm_analytics.complaints import _need
 from crm_analytics.errors import CrmAnalyticsError, DataContractError
@@ -39,10 +41,6 @@ def _status(orders: pd.DataFrame) -> pd.DataFrame:
     _need(orders, ["order_id", "customer_id", "order_ts", "status", "order_total"], "orders")
     o = orders.drop_duplicates("order_id")
     return o.assign(cancelled=o["status"].eq("cancelled").to_numpy(), returned=o["status"].eq("returned").to_numpy())
-
-
-def _pct(share: float) -> str:
-    return f"{100 * share:.0f} %"
 
 
 def _wilson(x: pd.Series, n: pd.Series, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -165,24 +163,32 @@ def _reasons(f: pd.DataFrame, z: pd.DataFrame, level: str, shop: dict[str, float
     """The reasons of each row of *f* in words: features with ``z >= z_threshold``, largest z first."""
     def say(name: str, r: pd.Series) -> str | None:
         if name == "return_rate" and r["returned"] >= MIN_EVENTS_FOR_REASON:
-            base = "orders" if r["cancelled"] == 0 else "orders not cancelled"
-            return f"returned {r['returned']:.0f} of {r['kept']:.0f} {base} (shop: {_pct(shop['return'])})"
+            text = ("returned {returned:.0f} of {kept:.0f} orders (shop: {shop:.0%})" if r["cancelled"] == 0 else
+                    "returned {returned:.0f} of {kept:.0f} orders not cancelled (shop: {shop:.0%})")
+            return i18n.t(text, returned=r["returned"], kept=r["kept"], shop=shop["return"])
         if name == "cancel_rate" and r["cancelled"] >= MIN_EVENTS_FOR_REASON:
-            return f"cancelled {r['cancelled']:.0f} of {r['orders']:.0f} orders (shop: {_pct(shop['cancel'])})"
+            return i18n.t("cancelled {cancelled:.0f} of {orders:.0f} orders (shop: {shop:.0%})",
+                          cancelled=r["cancelled"], orders=r["orders"], shop=shop["cancel"])
         if name in ("max_cancels_7d", "cancels_7d") and r[name] >= MIN_EVENTS_FOR_REASON:
-            who = "" if level == "customer" else "customer "
-            return f"{who}cancelled {r[name]:.0f} orders in 7 days"
+            if level == "customer":
+                return i18n.t("cancelled {n:.0f} orders in 7 days", n=r[name])
+            return i18n.t("the customer cancelled {n:.0f} orders in 7 days", n=r[name])
         if name in ("max_value_ratio", "value_ratio") and r[name] >= 2:
-            return f"order value {r[name]:.{0 if r[name] >= 10 else 1}f}× the customer's median"
+            return i18n.t("order value {ratio:.0f}× the customer's median" if r[name] >= 10 else
+                          "order value {ratio:.1f}× the customer's median", ratio=r[name])
         if name == "order_total" and r["value_ratio"] >= 2:
-            return (f"order value {r['value_ratio']:.{0 if r['value_ratio'] >= 10 else 1}f}× the customer's median "
-                    f"({r[name]:,.0f}; median order: {med[name]:,.0f})")
+            text = ("order value {ratio:.0f}× the customer's median ({value:money}; median order: {median:money})"
+                    if r["value_ratio"] >= 10 else
+                    "order value {ratio:.1f}× the customer's median ({value:money}; median order: {median:money})")
+            return i18n.t(text, ratio=r["value_ratio"], value=r[name], median=med[name])
         if name == "units_per_order":
-            return f"{r[name]:.1f} units per order (median customer: {med[name]:.1f})"
+            return i18n.t("{units:.1f} units per order (median customer: {median:.1f})", units=r[name],
+                          median=med[name])
         if name == "units":
-            return f"{r[name]:.0f} units (median order: {med[name]:.0f})"
+            return i18n.t("{units:.0f} units (median order: {median:.0f})", units=r[name], median=med[name])
         if name == "order_total":
-            return f"order value {r[name]:,.0f} (median order: {med[name]:,.0f})"
+            return i18n.t("order value {value:money} (median order: {median:money})", value=r[name],
+                          median=med[name])
         return None
 
     out = []
@@ -194,7 +200,7 @@ def _reasons(f: pd.DataFrame, z: pd.DataFrame, level: str, shop: dict[str, float
                 said[_TOPIC[k]] = text
         texts = list(said.values())[:max_reasons]
         if texts and level == "order" and (row["cancelled"] or row["returned"]):
-            texts.append("the order was " + ("cancelled" if row["cancelled"] else "returned"))
+            texts.append(i18n.t("the order was cancelled") if row["cancelled"] else i18n.t("the order was returned"))
         out.append("; ".join(texts))
     return out
 
