@@ -144,3 +144,35 @@ def test_a_timestamp_column_without_any_value_claims_no_format():
                         "_source_line": [2, 3]})
     kept, _, counts = clean_table("customers", raw)
     assert len(kept) == 2 and "signup_ts" not in counts["timestamp_formats"]
+
+
+def test_the_quality_tables_speak_the_report_language():
+    from crm_analytics import i18n, quality
+
+    notes = {"inputs": [{"file": "orders.csv", "format": "csv", "encoding": "cp1254", "delimiter": ";", "decimal": ",",
+                         "thousands": ".", "date_order": "day first",
+                         "date_how": "order_ts: day first: 3 values have a day above 12 in the first field, e.g. '13.01.2024'",
+                         "numbers_how": "decimal comma: 5 values prove it, e.g. '12,50' in column 'Tutar'"}]}
+    counts = {"orders": {"rows_in": 10, "rows_kept": 7, "rows_rejected": 2, "rows_duplicate": 1,
+                         "rejects_by_reason": {"unparseable_order_ts": 1, "test_order": 1}}}
+    english = quality.input_formats_table(notes).iloc[0]
+    assert (english["delimiter"], english["decimal"], english["date order"]) == ("semicolon", "comma", "day first")
+    assert quality.reason_words("non_positive_quantity") == "non positive quantity"
+    try:
+        i18n.use("tr", currency="TRY")
+        row = quality.input_formats_table(notes).iloc[0]
+        assert (row["delimiter"], row["decimal"], row["date order"]) == ("noktalı virgül", "virgül", "önce gün")
+        assert row["how it was decided"] == ("ondalık virgül: 5 değer bunu kanıtlıyor, ör. 'Tutar' sütununda '12,50'; "
+                                             "sipariş zamanı: önce gün: 3 değerde ilk alan 12'den büyük, ör. '13.01.2024'")
+        assert quality.reason_words("unparseable_order_ts") == "okunamayan tarih: sipariş zamanı"
+        assert quality.reason_words("test_order") == "test siparişi"
+        summary = quality.cleaning_summary(
+            {"headline": {"input rows": 10, "rows kept": 7, "share kept": 0.7, "customers identified": 5},
+             "tables": counts, "customers_identified_in": "orders", "guest_lines": 0, "cancelled_lines": 0},
+            source_kind="files").data
+        assert "**10 satır geldi**" in summary and "**5 müşteri**" in summary and "%70,0" in summary
+        view = quality.customer_view_summary(pd.DataFrame({"orders": [2, 3, 0], "revenue": [1234.0, 10.0, 0.0],
+                                                           "buyer": [True, True, False]}))
+        assert view.set_index("measure").loc["median revenue of buyers", "value"] == "₺622"
+    finally:
+        i18n.use("en")

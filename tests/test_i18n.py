@@ -40,6 +40,14 @@ def test_every_translation_keeps_the_fields_of_its_english_text():
     assert not bad, bad[:5]
 
 
+def test_no_message_is_only_a_field():
+    """A message id such as ``{note}`` would match every text; say the words around it."""
+    bad = [(po.name, msg.id) for po, msg in _entries()
+           if str(msg.id).strip() and not string.Formatter().parse(str(msg.id)).__next__()[0].strip()
+           and all(not lit.strip() for lit, _, _, _ in string.Formatter().parse(str(msg.id)))]
+    assert not bad, bad
+
+
 def test_a_text_has_one_translation_across_the_catalogues():
     seen: dict[tuple, tuple] = {}
     clashes = []

@@ -687,3 +687,38 @@ def test_marketing_exports_only_consented_pseudonymous(tmp_path):
     assert "@x" not in text and "c3" not in text and "c4" not in text and "c5" not in text
     with pytest.raises(DataContractError, match="consent_marketing"):
         seg.marketing_exports(segs, cust.drop(columns="consent_marketing"), tmp_path / "x")
+
+
+def test_describe_clusters_and_small_group_notes_in_the_report_language():
+    from crm_analytics import i18n
+
+    z = pd.DataFrame({"log_frequency": [1.5, 0.1, -1.0], "channel_share_app": [1.2, 0.0, 0.0],
+                      "log_avg_basket": [0.8, 0.3, 0.0], "log_monetary": [0.9, 0.0, -0.9]})
+    english = seg.describe_clusters(z, overall=0.0, scale=1.0)
+    try:
+        i18n.use("tr")
+        # the metrics and the segments file keep the English words whatever the report language
+        assert seg.describe_clusters(z, overall=0.0, scale=1.0).equals(english)
+        words = seg.describe_clusters(z, overall=0.0, scale=1.0, in_report_language=True)
+        assert words[0] == "sık alışveriş yapan, çok harcayan müşteriler, kanal: uygulama; sepet tutarı yüksek"
+        assert words[1] == "ortalama müşteriye yakın"
+        assert words[2] == "tek seferlik, az harcayan müşteriler"
+        df = pd.DataFrame({"segment": ["Champions", "Lost", "New"], "customers": [50, 3, 4]})
+        _, note = seg.suppress_small(df, "customers", 5, "segment")
+        assert note == "5 müşteriden az olan 2 grup (Kaybedilenler, Yeni Müşteriler) 'Diğer (küçük gruplar)' " \
+                       "satırında birleştirildi."
+        assert i18n.value("Can't lose them") == "Kaybedilmemesi Gerekenler"
+        assert i18n.label("lapsed_buyer") == "Pasifleşmiş alıcı" and i18n.label("first_time_visitor").startswith("İlk")
+    finally:
+        i18n.use("en")
+    assert seg.describe_clusters(z, overall=0.0, scale=1.0, in_report_language=True).equals(english)
+    assert i18n.label("lapsed_buyer") == "Lapsed buyer"
+
+
+def test_every_default_segment_and_stage_has_a_turkish_name():
+    from crm_analytics import i18n
+
+    cat = i18n.catalog("tr")
+    names = list(seg.DEFAULT_SEGMENT_MAP) + [seg.NEW_CUSTOMER_LABEL, seg.OTHER_LABEL] + list(seg.STAGES)
+    assert [n for n in names if (None, n) not in cat] == []
+    assert [s for s in seg.STAGES if (i18n.COLUMN, s) not in i18n.catalog("en")] == []

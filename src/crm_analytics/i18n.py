@@ -138,8 +138,10 @@ def _patterns(lang: str) -> list[tuple[re.Pattern, str, list[str]]]:
     out = []
     for (ctx, msgid), text in catalog(lang).items():
         if ctx is None and "{" in msgid:
-            fields = [f for _, f, _, _ in string.Formatter().parse(msgid) if f]
-            if not fields:
+            parsed = list(string.Formatter().parse(msgid))
+            fields = [f for _, f, _, _ in parsed if f]
+            # a template with little text of its own ("{hours} hours", "{note}") would match too much
+            if not fields or sum(len(lit.strip()) for lit, _, _, _ in parsed) < 10:
                 continue
             rx = "".join(re.escape(lit) + (f"(?P<f{i}>.+?)" if f is not None else "")
                          for i, (lit, f, _, _) in enumerate(string.Formatter().parse(msgid)))
@@ -409,6 +411,8 @@ def chart_text(text: str, note: bool = False) -> str:
     translated when the catalogue knows it (also a title filled in from a template), numbers in
     the locale's separators."""
     lang = _state["language"]
+    if not isinstance(text, str):
+        text = str(text)
     if lang == "en" or not text:
         return text
     if _NUMBER.match(text.strip()):
@@ -434,6 +438,8 @@ def _translate_chart_line(text: str, note: bool) -> str:
     found = _match_pattern(text, lang)
     if found is not None:
         return found
+    if text in _translations(lang):  # already in the report language (a title made with i18n.t)
+        return text
     months = _month_words(lang)
     words = re.split(r"(\W+)", text)
     if any(w in months for w in words):
@@ -441,6 +447,12 @@ def _translate_chart_line(text: str, note: bool) -> str:
     if note and re.search(r"[A-Za-z]{3,}", text):
         _note_missing(text)
     return text
+
+
+@functools.lru_cache(maxsize=None)
+def _translations(lang: str) -> frozenset[str]:
+    """Every text of the catalogues of *lang*: a text already translated needs no translation."""
+    return frozenset(catalog(lang).values())
 
 
 @functools.lru_cache(maxsize=None)

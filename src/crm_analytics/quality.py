@@ -3,14 +3,17 @@ and — on the demo world — dirt found versus dirt planted."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
+from crm_analytics import i18n
 from crm_analytics.contracts import TABLES
 from crm_analytics.report import md
 from crm_analytics.tables import ParquetTable, isin, sql_name
 
-__all__ = ["input_formats_table", "accounting_table", "rejects_table", "plot_rejects", "cleaning_metrics",
+__all__ = ["input_formats_table", "accounting_table", "rejects_table", "plot_rejects", "reason_words", "cleaning_metrics",
            "cleaning_summary", "erasure_summary", "completeness", "outliers", "freshness", "referential_integrity",
            "dirt_found_vs_planted", "quality_summary", "newest_record"]
 
@@ -164,8 +167,34 @@ _ENCODING_WORDS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 with BOM", "cp1254": "W
                    "latin-1": "Latin-1", "ascii": "ASCII"}
 
 
+def _words(text: str) -> str:
+    """A phrase made in code (``comma``, ``day first: 3 values have …``) in the report language: an exact
+    catalogue entry or a template with fields; a phrase without a translation stays English and is
+    recorded as untranslated."""
+    if not text or i18n.language() == "en":
+        return text
+    out = i18n.value(text)
+    if out == text and re.search(r"[A-Za-z]{3,}", text):
+        i18n.t(text)  # records it as untranslated
+    return out
+
+
+def _how_words(how: str) -> str:
+    """How a file's numbers or dates were decided (``order_ts: day first: 3 values …; ts: ISO 8601``), each
+    part in the report language (a column name too, when the catalogue knows it)."""
+    parts = []
+    for part in how.split("; "):
+        column, sep, rest = part.partition(": ")
+        if sep and i18n.value(part) == part and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column):
+            parts.append(f"{i18n.value(column)}: {_words(rest)}")
+        else:
+            parts.append(_words(part))
+    return "; ".join(parts)
+
+
 def input_formats_table(notes: dict) -> pd.DataFrame:
-    """What was detected in each input file, and how: a report table from ``result.notes["inputs"]``.
+    """What was detected in each input file, and how: a report table from ``result.notes["inputs"]``
+    (the words in the report language).
 
     Examples
     --------
@@ -181,15 +210,16 @@ def input_formats_table(notes: dict) -> pd.DataFrame:
     rows = []
     mark = {",": "comma", ".": "point", " ": "space", "": "none"}
     for rec in notes.get("inputs") or []:
-        how = "; ".join(h for h in (rec.get("numbers_how"), rec.get("date_how")) if h)
+        how = "; ".join(_how_words(h) for h in (rec.get("numbers_how"), rec.get("date_how")) if h)
+        delimiter = rec.get("delimiter") or ""
         rows.append({
             "file": rec.get("file", ""),
-            "format": _FORMAT_WORDS.get(rec.get("format", ""), rec.get("format", "")),
-            "encoding": _ENCODING_WORDS.get(rec.get("encoding") or "", rec.get("encoding") or "—"),
-            "delimiter": _DELIMITER_WORDS.get(rec.get("delimiter") or "", rec.get("delimiter") or "—"),
-            "decimal": mark.get(rec.get("decimal") or "", "—") if rec.get("decimal") else "—",
-            "thousands separator": mark.get(rec.get("thousands") or "", rec.get("thousands") or ""),
-            "date order": rec.get("date_order") or "—",
+            "format": _words(_FORMAT_WORDS.get(rec.get("format", ""), rec.get("format", ""))),
+            "encoding": _words(_ENCODING_WORDS.get(rec.get("encoding") or "", rec.get("encoding") or "—")),
+            "delimiter": _words(_DELIMITER_WORDS[delimiter]) if delimiter in _DELIMITER_WORDS else delimiter or "—",
+            "decimal": _words(mark.get(rec.get("decimal") or "", "—")) if rec.get("decimal") else "—",
+            "thousands separator": _words(mark.get(rec.get("thousands") or "", rec.get("thousands") or "")),
+            "date order": ", ".join(_words(o) for o in (rec.get("date_order") or "—").split(", ")),
             "how it was decided": how,
         })
     return pd.DataFrame(rows, columns=columns)
@@ -198,7 +228,8 @@ def input_formats_table(notes: dict) -> pd.DataFrame:
 def accounting_table(counts: dict) -> pd.DataFrame:
     """Rows in, kept, rejected and duplicates per table (a report table)."""
     rows = [{"table": name, "rows in": c["rows_in"], "kept": c["rows_kept"], "rejected": c["rows_rejected"],
-             "duplicates": c["rows_duplicate"], "note": f"derived from {c['derived_from']}" if c.get("derived_from") else ""}
+             "duplicates": c["rows_duplicate"],
+             "note": i18n.t("derived from {table}", table=c["derived_from"]) if c.get("derived_from") else ""}
             for name, c in counts.items()]
     return pd.DataFrame(rows).set_index("table")
 
@@ -217,11 +248,23 @@ def plot_rejects(reasons: pd.DataFrame, *, ax=None, **kwargs):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.35 * len(reasons) + 1.2))
-    labels = reasons["table"] + ": " + reasons["reason"].str.replace("_", " ")
+    labels = [f"{i18n.value(t)}: {reason_words(r)}" for t, r in zip(reasons["table"], reasons["reason"])]
     ax.barh(labels[::-1], reasons["rows"][::-1], color=kwargs.pop("color", "#0072B2"), **kwargs)
-    ax.set_xlabel("rejected rows")
-    ax.set_title("Rejected rows by reason")
+    ax.set_xlabel("rejected rows (count)")  # English: the notebook kernel translates every chart's text
+    ax.set_title("Rejected rows by table and reason")
     return ax
+
+
+def reason_words(reason: str) -> str:
+    """A reject reason (``non_positive_quantity``, ``unparseable_order_ts``) as the reader says it, in the
+    report language (a reason without a translation is shown with spaces for underscores)."""
+    if i18n.language() == "en":
+        return reason.replace("_", " ")
+    out = i18n.value(reason)
+    if out == reason:
+        i18n.t(reason)  # records it as untranslated
+        return reason.replace("_", " ")
+    return out
 
 
 def cleaning_metrics(result) -> dict:
@@ -265,39 +308,43 @@ def cleaning_metrics(result) -> dict:
 
 
 def cleaning_summary(metrics: dict, *, source_kind: str):
-    """Plain-language summary of the cleaning, for the top of the report (report prose, :func:`report.md`)."""
+    """Plain-language summary of the cleaning, for the top of the report (report prose, :func:`report.md`;
+    each sentence is its own catalogue entry)."""
+    from IPython.display import Markdown
+
     h = metrics["headline"]
-    template = ("**{rows_in:,} input rows** from the {kind} source: **{kept:,} kept** ({share:.1%}), {rejected:,} "
-                "rejected with a reason and {dup:,} exact duplicates merged. ")
+    sentences = ["**{rows_in:,} input rows** from the {kind} source: **{kept:,} kept** ({share:.1%}), {rejected:,} "
+                 "rejected with a reason and {dup:,} exact duplicates merged."]
     where = metrics.get("customers_identified_in", "orders")
     if where == "orders":
-        template += "**{customers:,} customers** are identified in the orders."
+        sentences.append("**{customers:,} customers** are identified in the orders.")
     elif where == "events":
-        template += ("This dataset has no orders: **{customers:,} customers** are identified in the web or app "
-                     "events (visitors who logged in); the other visitors are anonymous.")
+        sentences.append("This dataset has no orders: **{customers:,} customers** are identified in the web or app "
+                         "events (visitors who logged in); the other visitors are anonymous.")
     elif where == "customers":
-        template += "This dataset has no orders: **{customers:,} customers** are in its customers table."
+        sentences.append("This dataset has no orders: **{customers:,} customers** are in its customers table.")
     elif "reviews" in metrics.get("tables", {}) and "events" not in metrics.get("tables", {}) \
             and "sessions" not in metrics.get("tables", {}):
-        template += ("This dataset has no orders and no customer ids: it holds product reviews, not customers, so "
-                     "there is no customer to identify.")
+        sentences.append("This dataset has no orders and no customer ids: it holds product reviews, not customers, "
+                         "so there is no customer to identify.")
     else:
-        template += ("This dataset has no orders and no customer ids: it describes visits, not customers, so "
-                     "there is no customer to identify.")
+        sentences.append("This dataset has no orders and no customer ids: it describes visits, not customers, so "
+                         "there is no customer to identify.")
     if metrics.get("guest_lines"):
-        template += (" {guests:,} order rows have no customer (guest purchases): kept for product analyses, left out "
-                     "of customer analyses.")
+        sentences.append("{guests:,} order rows have no customer (guest purchases): kept for product analyses, left "
+                         "out of customer analyses.")
     if metrics.get("cancelled_lines"):
-        template += " {cancelled:,} are cancellations"
         if metrics.get("cancelled_lines_matched") is not None:
-            template += (", {matched:,} of them matched to the earlier purchase line they cancel (same customer and "
-                         "product, enough quantity)")
-        template += "."
-    return md(template, rows_in=h["input rows"], kind=source_kind, kept=h["rows kept"], share=h["share kept"],
-              rejected=sum(t["rows_rejected"] for t in metrics["tables"].values()),
-              dup=sum(t["rows_duplicate"] for t in metrics["tables"].values()), customers=h["customers identified"],
-              guests=metrics.get("guest_lines"), cancelled=metrics.get("cancelled_lines"),
-              matched=metrics.get("cancelled_lines_matched"))
+            sentences.append("{cancelled:,} order rows are cancellations, {matched:,} of them matched to the earlier "
+                             "purchase line they cancel (same customer and product, enough quantity).")
+        else:
+            sentences.append("{cancelled:,} order rows are cancellations.")
+    values = dict(rows_in=h["input rows"], kind=source_kind, kept=h["rows kept"], share=h["share kept"],
+                  rejected=sum(t["rows_rejected"] for t in metrics["tables"].values()),
+                  dup=sum(t["rows_duplicate"] for t in metrics["tables"].values()), customers=h["customers identified"],
+                  guests=metrics.get("guest_lines"), cancelled=metrics.get("cancelled_lines"),
+                  matched=metrics.get("cancelled_lines_matched"))
+    return Markdown(" ".join(md(sentence, **values).data for sentence in sentences))
 
 
 def stitching_table(stats: dict, truth: dict | None = None) -> pd.DataFrame:
@@ -313,16 +360,17 @@ def stitching_table(stats: dict, truth: dict | None = None) -> pd.DataFrame:
         ("share of events with a customer after stitching", round(stats["events_attributed_share"] or 0, 4), None),
     ]
     df = pd.DataFrame(rows, columns=["measure", "value", "truth (generated world)"]).astype(object)
-    df["value"] = [f"{v:,}" if float(v).is_integer() and v > 1 else f"{v:.1%}" for v in df["value"]]
-    df["truth (generated world)"] = [f"{int(v):,}" if v is not None and pd.notna(v) else ""
+    df["value"] = [i18n.percent(v, 1) if m.startswith("share of") else i18n.decimal(v, 0)
+                   for m, v in zip(df["measure"], df["value"])]
+    df["truth (generated world)"] = [i18n.decimal(v, 0) if v is not None and pd.notna(v) else ""
                                      for v in df["truth (generated world)"]]
     if truth is None:
         return df.drop(columns="truth (generated world)")
     t = known.get("anonymous_events_of_customers_stitchable")
     df["note"] = ""
     if t:
-        df.loc[2, "note"] = (f"{(stats['events_stitched'] - t) / t:+.2%} vs truth (the truth counts events before "
-                             "duplicates and unparseable times were removed)")
+        df.loc[2, "note"] = i18n.t("{difference:+.2%} against the truth (the truth counts events before duplicates "
+                                   "and unparseable times were removed)", difference=(stats["events_stitched"] - t) / t)
     return df
 
 
@@ -335,7 +383,8 @@ def customer_view_summary(view: pd.DataFrame | None) -> pd.DataFrame:
         rows.append(("customers who bought", int(view["buyer"].sum())))
     for col, label in (("orders", "median orders of buyers"), ("revenue", "median revenue of buyers")):
         if col in view:
-            rows.append((label, float(view.loc[view["buyer"], col].median()) if view["buyer"].any() else 0.0))
+            median = float(view.loc[view["buyer"], col].median()) if view["buyer"].any() else 0.0
+            rows.append((label, i18n.money(median) if col == "revenue" else median))
     for col, label in (("events", "customers with web/app events"),
                        ("campaigns_received", "customers reached by a campaign"),
                        ("reviews", "customers who wrote a review"), ("tickets", "customers who opened a ticket")):
@@ -343,14 +392,15 @@ def customer_view_summary(view: pd.DataFrame | None) -> pd.DataFrame:
             rows.append((label, int((view[col] > 0).sum())))
     if "consent_marketing" in view and view["consent_marketing"].notna().any():  # no consents in the data: no row
         rows.append(("customers who consented to marketing", int(view["consent_marketing"].fillna(False).sum())))
-    return pd.DataFrame([(m, f"{v:,.0f}" if isinstance(v, int) else f"{v:,.2f}") for m, v in rows],
-                        columns=["measure", "value"])
+    return pd.DataFrame([(m, v if isinstance(v, str) else i18n.decimal(v, 0) if float(v).is_integer()
+                          else i18n.decimal(v, 1)) for m, v in rows], columns=["measure", "value"])
 
 
 def erasure_summary(info: dict):
     """One sentence on the erasure requests applied (counts only, never ids), as report prose."""
     if not info or not info.get("requests"):
         return md("No erasure request is recorded for this dataset.")
-    removed = ", ".join(f"{n:,} {t}" for t, n in sorted(info["rows_removed"].items())) or "no rows"
-    return md("**{requests} erasure request(s)** applied ({found} found in the data): removed {removed}.",
-              requests=info["requests"], found=info["customers_found"], removed=removed)
+    removed = "; ".join(f"{i18n.value(t)}: {i18n.decimal(n, 0)}" for t, n in sorted(info["rows_removed"].items()))
+    return md("**{requests:,} erasure request(s)** applied ({found:,} of these customers were in the data). Rows "
+              "removed per table: {removed}.", requests=info["requests"], found=info["customers_found"],
+              removed=removed or "0")

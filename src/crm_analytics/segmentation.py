@@ -43,6 +43,7 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
+from crm_analytics import i18n
 from crm_analytics.errors import CrmAnalyticsError, DataContractError, ParamsError
 from crm_analytics.identity import stitch_events
 from crm_analytics.privacy import marketing_consent
@@ -840,21 +841,47 @@ _WORDS: dict[str, tuple[str | None, str | None, str]] = {
 }
 
 
-def _phrase(name: str, high: bool) -> tuple[str | None, str]:
+def _english(text: str, /, **values: Any) -> str:
+    return text.format(**values) if values else text
+
+
+#: catalogue key of the templates that put a cluster description together (``cluster description: {traits}
+#: buyers``): a template that starts with a field would match any text of that shape in the catalogue
+_DESCRIPTION_KEY = "cluster description: "
+
+
+def _report_words(text: str, /, **values: Any) -> str:
+    """A word or template of :func:`describe_clusters` in the report language (templates under
+    :data:`_DESCRIPTION_KEY` in the catalogue)."""
+    if i18n.language() == "en":
+        return _english(text, **values)
+    return i18n.t(_DESCRIPTION_KEY + text, **values) if values else i18n.t(text)
+
+
+def _phrase(name: str, high: bool, say=_english) -> tuple[str | None, str]:
     base = name[4:] if name.startswith("log_") else name
     if base.startswith("channel_share_"):
-        return (base[len("channel_share_"):].replace("_", " ") if high else None), "channel"
+        return (say(base[len("channel_share_"):].replace("_", " ")) if high else None), "channel"
     if base.startswith("cat_share_"):
         cat = base[len("cat_share_"):]
-        return ((cat.replace("_", " ") if cat != "other" else "other categories") if high else None), "category"
+        return ((cat.replace("_", " ") if cat != "other" else say("other categories")) if high else None), "category"
     if base in _WORDS:
         hi, lo, kind = _WORDS[base]
-        return (hi if high else lo), kind
-    return f"{'high' if high else 'low'} {base.replace('_', ' ')}", "other"
+        word = hi if high else lo
+        return (say(word) if word else None), kind
+    return say("high {feature}" if high else "low {feature}", feature=base.replace("_", " ")), "other"
+
+
+def _and(words: list[str], say=_english) -> str:
+    """``a and b`` (``a, b and c``) in the report language."""
+    if len(words) == 1:
+        return words[0]
+    return say("{first} and {last}", first=", ".join(words[:-1]), last=words[-1])
 
 
 def describe_clusters(centres: pd.DataFrame, feature_names: Sequence[str] | None = None, *,
-                      overall: Any = None, scale: Any = None, threshold: float = 0.5, top: int = 4) -> pd.Series:
+                      overall: Any = None, scale: Any = None, threshold: float = 0.5, top: int = 4,
+                      in_report_language: bool = False) -> pd.Series:
     """Describe each cluster in plain words from how its centre deviates from the overall mean.
 
     Parameters
@@ -870,12 +897,16 @@ def describe_clusters(centres: pd.DataFrame, feature_names: Sequence[str] | None
         A feature is mentioned when it is at least this many spreads from the mean.
     top : int
         At most this many features are mentioned per cluster, the largest deviations first.
+    in_report_language : bool
+        Describe in the report language (:func:`crm_analytics.i18n.use`; a category name, which is data, stays
+        as it is); by default English, the words of the metrics and the segments file.
 
     Returns
     -------
     Series
         Text per cluster, e.g. ``"frequent, high-spending buyers via app of cosmetics; high basket"``.
     """
+    say = _report_words if in_report_language else _english
     names = list(feature_names) if feature_names is not None else [
         c for c in centres.columns if c not in ("customers", "share")]
     c = centres[names].astype("float64")
@@ -890,19 +921,19 @@ def describe_clusters(centres: pd.DataFrame, feature_names: Sequence[str] | None
         strong = row[row.abs() >= threshold].abs().sort_values(ascending=False, kind="stable").index[:top]
         parts: dict[str, list[str]] = {"adj": [], "channel": [], "category": [], "other": []}
         for name in strong:
-            word, kind = _phrase(name, bool(row[name] > 0))
+            word, kind = _phrase(name, bool(row[name] > 0), say)
             if word:
                 parts[kind].append(word)
         if not any(parts.values()):
-            texts[cluster] = "close to the average customer"
+            texts[cluster] = say("close to the average customer")
             continue
-        text = (", ".join(parts["adj"]) + " buyers") if parts["adj"] else "buyers"
+        text = say("{traits} buyers", traits=", ".join(parts["adj"])) if parts["adj"] else say("buyers")
         if parts["channel"]:
-            text += " via " + " and ".join(parts["channel"])
+            text = say("{buyers} via {channels}", buyers=text, channels=_and(parts["channel"], say))
         if parts["category"]:
-            text += " of " + " and ".join(parts["category"])
+            text = say("{buyers} of {categories}", buyers=text, categories=_and(parts["category"], say))
         if parts["other"]:
-            text += "; " + ", ".join(parts["other"])
+            text = say("{buyers}; {traits}", buyers=text, traits=", ".join(parts["other"]))
         texts[cluster] = text
     return pd.Series(texts, name="description").rename_axis(centres.index.name)
 
@@ -1053,7 +1084,7 @@ def demographic_tables(profile: pd.DataFrame, dimension: str, min_group_size: in
     cross = cross[cross.notna().any(axis=1)]  # an Other row hidden in every segment says nothing
     cross = cross.loc[order(cross.index)]
     cross.columns.name = None
-    notes = [n for n in (note_summary, note_cells and f"In the segment table: {note_cells}") if n]
+    notes = [n for n in (note_summary, note_cells and i18n.t("In the segment table: {note}", note=note_cells)) if n]
     return summary, cross, " ".join(notes)
 
 
@@ -1231,7 +1262,8 @@ def suppress_small(df: pd.DataFrame, count_col: str | None, min_group_size: int 
         n_small = int(small.to_numpy().sum())
         out = df.copy()
         out[num] = vals.astype("float64").mask(small)
-        note = (f"{n_small} cell(s) with fewer than {min_group_size} customers are hidden." if n_small else "")
+        note = (i18n.t("{cells:,} cell(s) with fewer than {minimum:,} customers are hidden.", cells=n_small,
+                       minimum=min_group_size) if n_small else "")
         return out, note
     on_index = label_col is not None and label_col not in df.columns and df.index.name == label_col
     work = df.reset_index() if on_index else df
@@ -1244,8 +1276,9 @@ def suppress_small(df: pd.DataFrame, count_col: str | None, min_group_size: int 
         out = work.copy()
         out[num] = out[num].astype("float64")
         out.loc[small, num] = np.nan
-        return (out.set_index(label_col) if on_index else out), (
-            f"{int(small.sum())} row(s) with fewer than {min_group_size} customers are hidden.")
+        return (out.set_index(label_col) if on_index else out), i18n.t(
+            "{rows:,} row(s) with fewer than {minimum:,} customers are hidden.", rows=int(small.sum()),
+            minimum=min_group_size)
     within = list(within or [])
     add = list(additive) if additive is not None else [count_col] + [
         c for c in num if c != count_col and (pd.api.types.is_integer_dtype(work[c]) or _looks_additive(c))]
@@ -1265,14 +1298,20 @@ def suppress_small(df: pd.DataFrame, count_col: str | None, min_group_size: int 
     big = work.loc[~small].copy()
     big[label_col] = big[label_col].astype(object)
     out = pd.concat([big, merged], ignore_index=True)[list(work.columns)]
-    where = f" of {len(merged)} {'/'.join(within)} value(s)" if within else ""
-    note = (f"{len(merged_labels)} group(s){where} with fewer than {min_group_size} customers "
-            f"({_list(list(dict.fromkeys(merged_labels)))}) were merged into '{other_label}'.")
+    names = _list([i18n.value(x) for x in dict.fromkeys(merged_labels)])
+    if within:
+        note = i18n.t("{groups:,} group(s) across {values:,} {within}s with fewer than {minimum:,} customers "
+                      "({names}) were merged into '{other}'.", groups=len(merged_labels), values=len(merged),
+                      within="/".join(within), minimum=min_group_size, names=names, other=other_label)
+    else:
+        note = i18n.t("{groups:,} group(s) with fewer than {minimum:,} customers ({names}) were merged into "
+                      "'{other}'.", groups=len(merged_labels), minimum=min_group_size, names=names, other=other_label)
     still = (out[label_col] == other_label) & (pd.to_numeric(out[count_col], errors="coerce") < min_group_size)
     if still.any():
         out[num] = out[num].astype("float64")
         out.loc[still, num] = np.nan
-        note += f" {int(still.sum())} merged row(s) still had fewer than {min_group_size} customers and are hidden."
+        note += " " + i18n.t("{rows:,} merged row(s) still had fewer than {minimum:,} customers and are hidden.",
+                             rows=int(still.sum()), minimum=min_group_size)
     return (out.set_index(label_col) if on_index else out), note
 
 
