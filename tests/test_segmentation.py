@@ -679,7 +679,7 @@ def test_marketing_exports_only_consented_pseudonymous(tmp_path):
                          "email": ["a@x", "b@x", "c@x", "d@x", "e@x"], "full_name": ["A", "B", "C", "D", "E"]})
     counts = seg.marketing_exports(segs, cust, tmp_path / "exports")
     assert counts == {"Champions": 1, "Can't lose them": 0, "Lost": 1}
-    files = sorted(p.name for p in (tmp_path / "exports").iterdir())
+    files = sorted(p.name for p in (tmp_path / "exports").glob("*.csv"))
     assert files == ["cant_lose_them.csv", "champions.csv", "lost.csv"]
     champ = pd.read_csv(tmp_path / "exports" / "champions.csv")
     assert list(champ.columns) == ["customer_id", "segment"] and champ["customer_id"].tolist() == ["c1"]
@@ -687,6 +687,12 @@ def test_marketing_exports_only_consented_pseudonymous(tmp_path):
     assert "@x" not in text and "c3" not in text and "c4" not in text and "c5" not in text
     with pytest.raises(DataContractError, match="consent_marketing"):
         seg.marketing_exports(segs, cust.drop(columns="consent_marketing"), tmp_path / "x")
+    # a segment that no longer exists loses its list; files of other writers stay
+    (tmp_path / "exports" / "winback.csv").write_text("customer_id\n")
+    renamed = segs.assign(segment=segs["segment"].cat.rename_categories({"Lost": "Gone"}))
+    seg.marketing_exports(renamed, cust, tmp_path / "exports")
+    assert sorted(p.name for p in (tmp_path / "exports").glob("*.csv")) == [
+        "cant_lose_them.csv", "champions.csv", "gone.csv", "winback.csv"]
 
 
 def test_describe_clusters_and_small_group_notes_in_the_report_language():

@@ -1322,9 +1322,12 @@ def marketing_exports(segments_df: pd.DataFrame, customers: pd.DataFrame, out_di
                       segment_col: str = "segment") -> dict[str, int]:
     """Write one CSV per segment of the customers who consented to marketing.
 
-    Each file ``<out_dir>/<segment slug>.csv`` has only ``customer_id`` (the pseudonymous id) and
-    ``segment``: no personal column ever leaves. A missing consent counts as no consent. Every
-    segment gets a file, empty ones with just the header.
+    Each file ``<out_dir>/<segment slug>.csv`` has only ``customer_id`` (the shop's id, no contact
+    details: ``make contacts`` attaches those outside the reports) and ``segment``: no personal
+    column ever leaves. A missing consent counts as no consent. Every segment gets a file, empty
+    ones with just the header; the list of a segment that no longer exists (a changed
+    ``segment_map``) is removed, so a CRM tool never imports a stale list. ``_segment_lists.txt``
+    in *out_dir* names the files this function wrote last.
 
     Returns
     -------
@@ -1344,9 +1347,15 @@ def marketing_exports(segments_df: pd.DataFrame, customers: pd.DataFrame, out_di
         raise ParamsError(f"segment names {names} give clashing file names {slugs}; rename the segments")
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "_segment_lists.txt"
+    before = set(manifest.read_text(encoding="utf-8").split()) if manifest.exists() else set()
     counts = {}
     for name, slug in zip(names, slugs):  # one file per segment
         part = out[out["segment"] == name].sort_values("customer_id")
         part.to_csv(folder / f"{slug}.csv", index=False)
         counts[name] = int(len(part))
+    written = {f"{slug}.csv" for slug in slugs}
+    for stale in sorted(before - written):
+        (folder / stale).unlink(missing_ok=True)
+    manifest.write_text("\n".join(sorted(written)) + "\n", encoding="utf-8")
     return counts
