@@ -51,3 +51,32 @@ def test_design_share_and_segment_lifts():
     seg = pd.DataFrame({"customer_id": out["customer_id"], "segment": np.where(np.arange(len(out)) % 2, "x", "y")})
     s = segment_lifts(out, seg, campaign_id="K")
     assert set(s["segment"]) == {"x", "y"} and (s["p_holm"] >= s["p_value"]).all()
+
+
+def test_outcome_tables_show_each_outcome_in_its_own_units():
+    from crm_analytics import campaigns, i18n
+    from crm_analytics.campaign_report import (OUTCOME_TITLES, arm_label, outcome_table, percentage_points,
+                                               roi_percent)
+
+    out = _simulated()
+    t = campaigns.arms_vs_control(out.assign(converted=out["converted"].astype(float)), "variant", "control",
+                                  ["converted", "revenue"]).assign(campaign_id="K")
+    conv, formats = outcome_table(t, "converted", {"K": "Spring sale"})
+    assert list(conv.index.names) == ["campaign", "arm"] and conv.index[0][0] == "Spring sale"
+    assert list(conv.columns) == ["conversion_treatment", "conversion_control", "lift_abs", "lift_abs_low",
+                                  "lift_abs_high", "p_holm"]
+    assert formats["lift_abs"] is percentage_points
+    rev, formats = outcome_table(t, "revenue")
+    assert "revenue_lift" in rev.columns and formats["revenue_lift"] == "{:+,.2f}" and rev.index[0][0] == "K"
+    assert set(OUTCOME_TITLES) == {"visited", "converted", "revenue"}
+    try:
+        i18n.use("en")
+        assert percentage_points(0.0123) == "+1.23" and percentage_points(float("nan")) == "–"
+        assert percentage_points(0.0123, sign=False) == "1.23"
+        assert roi_percent(-0.42) == "-42%"
+        assert arm_label("free_shipping") == "free shipping" and arm_label("Mens E-Mail") == "Mens E-Mail"
+        i18n.use("tr")
+        assert percentage_points(0.0123) == "+1,23" and roi_percent(0.5) == "+%50"
+        assert arm_label("free_shipping") == "ücretsiz kargo"
+    finally:
+        i18n.use("en")

@@ -56,3 +56,18 @@ def test_score_churn_on_a_known_case():
     r = score_churn(y, s)
     assert r["roc_auc"] == pytest.approx(0.75)  # 3 of 4 positive-negative pairs ordered right
     assert r["brier"] == pytest.approx(np.mean([0.01, 0.16, 0.4225, 0.04]))
+
+
+def test_features_have_labels_in_both_languages():
+    from crm_analytics import i18n
+    from crm_analytics.churn import feature_label
+
+    try:
+        i18n.use("en")
+        assert feature_label("tenure_days") == "Days since first order"
+        assert feature_label("channel_share_phone") == "Share of orders via phone"
+        i18n.use("tr")
+        assert feature_label("tenure_days") == "İlk siparişten bu yana gün"
+        assert feature_label("channel_share_phone") == "telefon üzerinden sipariş payı"
+    finally:
+        i18n.use("en")

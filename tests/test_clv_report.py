@@ -49,3 +49,32 @@ def test_customer_values_tiers_and_next_order():
     assert v.loc["b", "churn_risk"] == "low" and v.loc["c", "churn_risk"] == "high"
     assert pd.isna(v.loc["c", "next_order_date"]) and v.loc["b", "next_order_date"] > pd.Timestamp("1997-09-30")
     assert v.loc["b", "clv"] > v.loc["c", "clv"] > 0
+
+
+def test_report_tables_name_the_models_for_the_reader():
+    fit = clv.FitResult(model="bgnbd", params={"r": 0.5, "alpha": 6.0}, se={"r": 0.1, "alpha": 1.0},
+                        ci={"r": (0.3, 0.7), "alpha": (4.0, 8.0)}, loglik=-10.0, n_customers=5, converged=True,
+                        n_groups=3)
+    par = clv_report.parameter_table({"bgnbd": fit})
+    assert par.index.names == ["model", "parameter"] and par.index[0] == ("BG/NBD", "r")
+    fits = clv_report.fit_table({"bgnbd": fit})
+    assert fits.loc["BG/NBD", "distinct_histories"] == 3 and fits.index.name == "model"
+    assert clv_report.period_word(pd.Series(pd.date_range("2024-01-01", periods=4, freq="D"))) == "day"
+    assert clv_report.period_word(pd.Series(pd.date_range("2024-01-01", periods=4, freq="W"))) == "week"
+    assert clv_report.period_word(pd.Series(pd.date_range("2024-01-01", periods=4, freq="MS"))) == "month"
+
+
+def test_which_to_trust_is_written_in_the_report_language():
+    import html
+
+    from crm_analytics import i18n
+
+    scores = pd.DataFrame({"roc_auc": [0.80, 0.70]}, index=["machine-learned", "BTYD P(no purchase in horizon)"])
+    try:
+        i18n.use("en")
+        assert "the machine-learned model is better" in html.unescape(clv_report.which_to_trust(scores).data)
+        i18n.use("tr")
+        text = html.unescape(clv_report.which_to_trust(scores).data)
+        assert "Hangisine ne için güvenmeli" in text and "makine öğrenmesi modeli daha iyi" in text
+    finally:
+        i18n.use("en")

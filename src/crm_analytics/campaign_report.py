@@ -10,17 +10,35 @@ group get descriptive before/after numbers only.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
 from crm_analytics import campaigns as stats
+from crm_analytics import i18n
 from crm_analytics.tables import purchases
 
-__all__ = ["STANDARD_SPLITS", "design_share", "effects_table", "uncontrolled_table", "channel_table",
-           "segment_lifts"]
+__all__ = ["STANDARD_SPLITS", "OUTCOME_TITLES", "design_share", "effects_table", "uncontrolled_table",
+           "channel_table", "segment_lifts", "percentage_points", "roi_percent", "outcome_table", "arm_label"]
 
 #: treatment shares a test is usually designed with; the sample-ratio check compares with the nearest
 STANDARD_SPLITS = (0.1, 0.2, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 0.8, 0.9)
+
+#: the outcomes of the arm-by-arm comparison, with the title of each one's table
+OUTCOME_TITLES = {"visited": "Visits: share of customers with a web or app session",
+                  "converted": "Conversion: share of customers who bought",
+                  "revenue": "Revenue per customer"}
+
+#: the columns of each outcome's table, from :func:`crm_analytics.campaigns.arms_vs_control`'s names
+_OUTCOME_COLUMNS = {
+    "visited": {"mean_arm": "visit_rate_treatment", "mean_control": "visit_rate_control", "lift_abs": "visit_lift",
+                "lift_abs_low": "visit_lift_low", "lift_abs_high": "visit_lift_high"},
+    "converted": {"mean_arm": "conversion_treatment", "mean_control": "conversion_control", "lift_abs": "lift_abs",
+                  "lift_abs_low": "lift_abs_low", "lift_abs_high": "lift_abs_high"},
+    "revenue": {"mean_arm": "revenue_per_customer_treatment", "mean_control": "revenue_per_customer_control",
+                "lift_abs": "revenue_lift", "lift_abs_low": "revenue_lift_low", "lift_abs_high": "revenue_lift_high"},
+}
 
 
 def design_share(observed: float) -> float:
@@ -152,3 +170,47 @@ def segment_lifts(outcomes: pd.DataFrame, segments: pd.DataFrame, *, campaign_id
     if len(out):
         out["p_holm"] = stats.holm(out["p_value"].to_numpy())
     return out
+
+
+def percentage_points(v, sign: bool = True) -> str:
+    """A difference of two shares (0.0123) in percentage points, with its sign (``+1.23``) unless
+    *sign* is false (a threshold such as a detectable lift), the report language's way; missing as an
+    en dash."""
+    if v is None or pd.isna(v):
+        return "–"
+    return i18n.format_value(float(v) * 100, "+.2f" if sign else ".2f")
+
+
+def roi_percent(v) -> str:
+    """A return on investment (-0.42 = 42 % of the cost lost) as a signed percentage."""
+    if v is None or pd.isna(v):
+        return "–"
+    return i18n.format_value(float(v), "+.0%")
+
+
+def arm_label(arm) -> str:
+    """A test variant as a reader sees it: a code name written with underscores reads as words
+    (``free_shipping`` -> ``free shipping``), in the report language when the catalogue knows it."""
+    text = str(arm)
+    if re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)+", text):
+        text = text.replace("_", " ")
+    return i18n.value(text)
+
+
+def outcome_table(arms_table: pd.DataFrame, outcome: str, names: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """One outcome of the arm-by-arm comparison as a report shows it: rows campaign and arm (the
+    campaign's name from *names*, ``campaign_id -> name``; the arm by :func:`arm_label`), columns with that outcome's names (shares
+    in percent, differences of shares in percentage points, money per customer), and the formats to
+    pass to :func:`crm_analytics.report.styled`."""
+    part = arms_table[arms_table["outcome"] == outcome]
+    cols = _OUTCOME_COLUMNS[outcome]
+    frame = part.assign(campaign=part["campaign_id"].map(lambda c: (names or {}).get(c, c)),
+                        arm=part["arm"].map(arm_label))
+    frame = frame.set_index(["campaign", "arm"])[[*cols, "p_holm"]].rename(columns=cols)
+    if outcome == "revenue":
+        formats = {cols["mean_arm"]: "{:,.2f}", cols["mean_control"]: "{:,.2f}",
+                   **dict.fromkeys([cols["lift_abs"], cols["lift_abs_low"], cols["lift_abs_high"]], "{:+,.2f}")}
+    else:
+        formats = {cols["mean_arm"]: "{:.2%}", cols["mean_control"]: "{:.2%}",
+                   **dict.fromkeys([cols["lift_abs"], cols["lift_abs_low"], cols["lift_abs_high"]], percentage_points)}
+    return frame, formats

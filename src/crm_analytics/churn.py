@@ -26,7 +26,7 @@ from crm_analytics.errors import ModelFitError
 from crm_analytics.tables import purchases
 
 __all__ = ["customer_features", "churn_labels", "ChurnModel", "fit_churn_model", "score_churn", "lift_table",
-           "calibration_table"]
+           "calibration_table", "feature_label"]
 
 DAY = pd.Timedelta(days=1)
 
@@ -176,3 +176,13 @@ def calibration_table(y: pd.Series, score: pd.Series, bins: int = 10) -> pd.Data
     df = pd.DataFrame({"y": np.asarray(y), "s": np.asarray(score)})
     df["bin"] = pd.qcut(df["s"].rank(method="first"), bins, labels=False)
     return df.groupby("bin").agg(predicted=("s", "mean"), observed=("y", "mean"), customers=("y", "size")).reset_index()
+
+
+def feature_label(name: str) -> str:
+    """A feature of :func:`customer_features` as a report names it, in the report language
+    (``recency_days`` -> ``Days since last order``; ``channel_share_app`` -> ``Share of orders via app``)."""
+    from crm_analytics import i18n
+
+    if name.startswith("channel_share_") and (i18n.COLUMN, name) not in i18n.catalog("en"):
+        return i18n.t("Share of orders via {channel}", channel=i18n.value(name[len("channel_share_"):]))
+    return i18n.label(name)

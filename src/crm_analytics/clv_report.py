@@ -9,14 +9,15 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from crm_analytics import clv, report
+from crm_analytics import clv, i18n, report
 from crm_analytics.churn import calibration_table, score_churn
 from crm_analytics.errors import ParamsError
 
-__all__ = ["TIME_UNITS", "PUBLISHED_CDNOW", "time_unit_freq", "bucket", "periods", "simulate_repeat_purchases",
-           "frequency_histogram", "model_choice", "published_comparison", "truth_params_table", "palive_vs_truth",
-           "spend_check", "customer_values", "churn_side_by_side", "which_to_trust", "end_of_day_utc",
-           "fit_models", "fit_spend"]
+__all__ = ["TIME_UNITS", "PUBLISHED_CDNOW", "MODEL_NAMES", "time_unit_freq", "bucket", "periods",
+           "simulate_repeat_purchases", "frequency_histogram", "model_choice", "published_comparison",
+           "truth_params_table", "palive_vs_truth", "spend_check", "customer_values", "churn_side_by_side",
+           "which_to_trust", "end_of_day_utc", "fit_models", "fit_spend", "parameter_table", "fit_table",
+           "period_word"]
 
 #: time unit -> (freq, freq_multiplier) of :func:`crm_analytics.clv.rfm_summary`; weeks are days / 7 as in
 #: the published CDNOW analyses
@@ -31,6 +32,9 @@ PUBLISHED_CDNOW = {
 }
 DAY = pd.Timedelta(days=1)
 
+#: a model's key in the code and metrics -> its name in a report (the same in every language)
+MODEL_NAMES = {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbgnbd": "MBG/NBD", "gamma_gamma": "Gamma-Gamma"}
+
 
 def time_unit_freq(time_unit: str) -> tuple[str, float]:
     try:
@@ -40,8 +44,9 @@ def time_unit_freq(time_unit: str) -> tuple[str, float]:
 
 
 def bucket(time_unit: str) -> int:
-    """Periods per row of the tracking plot: weeks for daily data, else one period."""
-    return 7 if time_unit == "day" else 1
+    """Periods per row of the tracking plot: weeks for daily data (time units ``day`` and ``week``,
+    both counted in days), else one period (a month)."""
+    return 7 if time_unit_freq(time_unit)[0] == "D" else 1
 
 
 def periods(bought: pd.DataFrame, calibration_end: str, holdout_days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -96,7 +101,7 @@ def frequency_histogram(summary: pd.DataFrame, fits: dict[str, clv.FitResult], m
     out = pd.DataFrame({"actual": counts(summary["frequency"].to_numpy(int), 1.0)}, index=labels)
     for name, fit in fits.items():
         out[name] = counts(simulate_repeat_purchases(fit, summary["T"].to_numpy(), draws=draws), 1 / draws)
-    out.index.name = "repeat purchases"
+    out.index.name = "repeat_purchases"
     return out
 
 
@@ -142,8 +147,8 @@ def published_as_text(checks: pd.DataFrame) -> pd.DataFrame:
     out = checks.astype(object)
     loglik = checks.index.get_level_values(-1) == "loglik"
     for col in ("ours", "published"):
-        out.loc[loglik, col] = checks.loc[loglik, col].map("{:,.1f}".format)
-    return out
+        out.loc[loglik, col] = checks.loc[loglik, col].map(lambda v: i18n.format_value(v, ",.1f"))
+    return out.rename(index=MODEL_NAMES, level=0)
 
 
 def truth_params_table(fits: dict[str, clv.FitResult], truth: dict, time_unit: str) -> pd.DataFrame:
@@ -190,7 +195,7 @@ def spend_check(gg: clv.FitResult, summary: pd.DataFrame, dataset: str, truth: d
         return pd.DataFrame(rows).set_index("quantity")
     if _is_cdnow_sample(dataset) and full_summary is not None:
         full, _ = fit_spend(full_summary)
-        return pd.DataFrame([{"quantity": k, "ours (78 weeks)": full.params[k], "published": v,
+        return pd.DataFrame([{"quantity": k, "ours_78_weeks": full.params[k], "published": v,
                               "relative": (full.params[k] - v) / v}
                              for k, v in PUBLISHED_CDNOW["gamma_gamma"].items()]).set_index("quantity")
     return None
@@ -235,14 +240,21 @@ def which_to_trust(scores: pd.DataFrame):
     """The report's advice on the churn model and the BTYD model, as report prose (:func:`report.md`)."""
     ml = scores.loc["machine-learned", "roc_auc"]
     bt = scores.loc["BTYD P(no purchase in horizon)", "roc_auc"]
-    better = "the machine-learned model" if ml > bt + 0.01 else ("the BTYD model" if bt > ml + 0.01 else "neither")
+    if ml > bt + 0.01:
+        ranking = i18n.t("For ranking customers by churn risk the machine-learned model is better here "
+                         "(ROC AUC {ml:.3f} against {bt:.3f}).", ml=ml, bt=bt)
+    elif bt > ml + 0.01:
+        ranking = i18n.t("For ranking customers by churn risk the BTYD model is better here "
+                         "(ROC AUC {bt:.3f} against {ml:.3f}).", ml=ml, bt=bt)
+    else:
+        ranking = i18n.t("For ranking customers by churn risk the two models are equally good here "
+                         "(ROC AUC {ml:.3f} and {bt:.3f}).", ml=ml, bt=bt)
     return report.md(
-            "**Which to trust for what.** Ranking customers by churn risk: {better} ranks better here "
-            "(ROC AUC {ml:.3f} vs {bt:.3f}). The ML model uses behaviour the BTYD model cannot see (sessions, "
-            "complaints, campaign responses), so it is the better short-term alarm list for retention teams; "
-            "the BTYD model needs only purchase history, extrapolates over any horizon, gives P(alive), expected "
-            "purchases and CLV with a probabilistic meaning, and is the one to use for valuation and for shops "
-            "without event data.", better=better, ml=ml, bt=bt)
+            "**Which to trust for what.** {ranking} The ML model uses behaviour the BTYD model cannot see "
+            "(sessions, complaints, campaign responses), so it is the better short-term alarm list for retention "
+            "teams; the BTYD model needs only purchase history, extrapolates over any horizon, gives P(alive), "
+            "expected purchases and CLV with a probabilistic meaning, and is the one to use for valuation and for "
+            "shops without event data.", ranking=ranking)
 
 
 def end_of_day_utc(day: pd.Timestamp) -> pd.Timestamp:
@@ -270,3 +282,23 @@ def fit_spend(summary: pd.DataFrame, penalizer: float = 0.0) -> tuple[clv.FitRes
     rep = summary[summary["frequency"] > 0]
     ok = rep[rep["monetary_value"] > 0]
     return clv.fit_gamma_gamma(ok, penalizer=penalizer), int(len(rep) - len(ok))
+
+
+def parameter_table(fits: dict[str, clv.FitResult]) -> pd.DataFrame:
+    """Every fitted model's parameters (estimate, standard error, 95 % interval), by model name and
+    parameter."""
+    return pd.concat({MODEL_NAMES.get(n, n): f.table() for n, f in fits.items()}, names=["model"])
+
+
+def fit_table(fits: dict[str, clv.FitResult]) -> pd.DataFrame:
+    """Per model: the log-likelihood on the calibration period, the customers and the distinct
+    purchase histories it was fitted on."""
+    return pd.DataFrame({MODEL_NAMES.get(n, n): {"loglik": f.loglik, "customers": f.n_customers,
+                                                 "distinct_histories": f.n_groups}
+                         for n, f in fits.items()}).T.rename_axis("model")
+
+
+def period_word(starts: pd.Series) -> str:
+    """``day``, ``week`` or ``month``: the length of the periods starting at *starts* (a tracking table)."""
+    step = pd.Series(pd.to_datetime(starts)).diff().dt.days.median()
+    return "day" if step <= 1 else ("week" if step <= 7 else "month")
