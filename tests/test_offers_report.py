@@ -54,8 +54,33 @@ def test_exports_hold_only_consented_customers_and_stale_lists_are_removed(tmp_p
 def test_report_tables_use_plain_labels():
     chosen, *_ = _inputs()
     s = na.summary(chosen, ["product_email", "discount"])
-    t = offers_report.choice_table(s, "TRY")
-    assert list(t.index) == ["product e-mail", "discount", "nothing"]
-    assert t["share of customers"].sum() == 1 and t.loc["product e-mail", "expected incremental margin (TRY)"] == 3.456
+    t = offers_report.choice_table(s)
+    assert list(t.index) == ["product e-mail", "discount", "no message"]
+    assert t["customer_share"].sum() == 1 and t.loc["product e-mail", "expected_margin"] == 3.456
     r = offers_report.reasons_table(chosen)
-    assert r.loc[("nothing", "no action is expected to pay for itself"), "customers"] == 1
+    assert r.index.names == ["action", "decision_reason"]
+    assert r.loc[("no message", "no action is expected to pay for itself"), "customers"] == 1
+
+
+def test_report_tables_speak_turkish_and_label_every_column():
+    from crm_analytics import i18n
+
+    chosen, actions, rel, *_ = _inputs()
+    try:
+        i18n.use("tr", currency="TRY")
+        t = offers_report.choice_table(na.summary(chosen, ["product_email", "discount"]))
+        assert list(t.index) == ["ürün e-postası", "indirim", "mesaj gönderilmez"]
+        r = offers_report.reasons_table(chosen)
+        assert ("ürün e-postası", "en yüksek beklenen marj") in r.index
+        totals = offers_report.totals_table({"next_best_action": 5.0, "send_everyone_everything": 1.0,
+                                             "best_single_action": "discount", "best_single_action_total": 2.0})
+        assert "indirim" in totals.index[1]
+        rel = rel.assign(preferred_channel=["email", "push", "email"], relevance=[0.3, 0.2, 0.1],
+                         timing_basis=["own activity", "shop-wide", "own activity"])
+        ch, days = offers_report.relevance_tables(rel)
+        assert set(ch.index) == {"e-posta", "anlık bildirim"} and list(days.index) == ["Pazartesi", "Cuma", "Pazar"]
+        frames = [t, r, totals, ch, days]
+        labels = {c for f in frames for c in [*f.columns, *f.index.names]}
+        assert all((i18n.COLUMN, c) in i18n.catalog("tr") for c in labels), labels
+    finally:
+        i18n.use("en")

@@ -145,3 +145,31 @@ def test_evaluation_runs_on_the_ci_world_and_ease_is_not_worse_than_popularity(c
     assert chosen in models and why
     recs = details["recommendations"]["ease"]
     assert recs.groupby("customer_id").size().max() == 10
+
+
+def test_report_tables_name_the_recommenders_and_label_every_column_in_both_languages():
+    from crm_analytics import i18n
+    from crm_analytics import personalisation_report as pr
+
+    metrics = pd.DataFrame({"hit_rate": [0.2, 0.3], "hit_rate_low": [0.1, 0.2], "hit_rate_high": [0.3, 0.4],
+                            "precision": [0.02, 0.03], "recall": [0.1, 0.2], "ndcg": [0.1, 0.2],
+                            "coverage": [0.1, 0.9], "novelty": [4.0, 5.0], "beats_baseline": [False, True]},
+                           index=pd.Index(["popularity", "ease"], name="model"))
+    tuning = pd.DataFrame({"model": ["ease", "item_knn"], "params": [{"l2": 200.0}, {"k": 50}],
+                           "hit_rate": [0.2, 0.3], "precision": [0.02, 0.03], "recall": [0.1, 0.2]})
+    recs = pd.DataFrame({"customer_id": ["a", "a"], "rank": [1, 2], "product_id": ["x", "y"],
+                         "reason": ["because you bought", "popular"], "source_product_id": ["z", None]})
+    try:
+        for lang in ("en", "tr"):
+            i18n.use(lang)
+            shown = pr.metrics_table(metrics, 10)
+            assert pd.isna(shown["beats_baseline"].iloc[0]) and shown["beats_baseline"].iloc[1] is True
+            frames = [shown, pr.tuning_table(tuning, 10), pr.reason_counts(recs)]
+            names = {c for f in frames for c in [*f.columns, *f.index.names]}
+            assert all((i18n.COLUMN, c) in i18n.catalog(lang) for c in names), names
+        assert list(shown.index) == ["en çok satanlar (temel model)", "EASE: üründen ürüne doğrusal model"]
+        assert list(pr.tuning_table(tuning, 10).index.get_level_values("setting")) == [
+            "düzenlileştirme (L2) 200", "50 komşu"]
+        assert set(pr.reason_counts(recs).index) == {"… aldığınız için", "çok satan"}
+    finally:
+        i18n.use("en")

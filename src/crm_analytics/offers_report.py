@@ -9,78 +9,97 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_analytics import i18n
 from crm_analytics.next_action import NOTHING, Action
 from crm_analytics.privacy import marketing_consent
 
-__all__ = ["ACTION_LABELS", "EXPORT_COLUMNS", "actions_table", "choice_table", "customer_actions", "export_offers",
+__all__ = ["ACTION_LABELS", "CHANNEL_LABELS", "METHOD_LABELS", "EXPORT_COLUMNS", "actions_table", "choice_table", "customer_actions", "export_offers",
            "label", "reasons_table", "relevance_metrics", "relevance_tables", "remember_metrics", "remember_summary",
            "segment_offers_table", "totals_table", "truth_table"]
 
+#: actions as a reader names them (the report translates these words; the exports keep the codes)
 ACTION_LABELS = {"product_email": "product e-mail", "discount": "discount", "winback_offer": "win-back offer",
-                 NOTHING: "nothing"}
+                 NOTHING: "no message"}
+#: contact channels as a reader names them
+CHANNEL_LABELS = {"email": "e-mail", "sms": "SMS", "push": "push notification"}
+#: the uplift models of :func:`crm_analytics.next_action.learn_uplift`, with what they do
+METHOD_LABELS = {"two-model": "two-model (one model for test, one for control)",
+                 "transformed outcome": "transformed outcome (one model)"}
 #: columns of next_best_action.csv, in order: a contract with the e-mail tool
 EXPORT_COLUMNS = ["customer_id", "action", "channel", "send_day", "send_hour", "offer_category", "product_id",
                   "product_name", "expected_incremental_margin"]
 
 
 def label(action: str) -> str:
-    """The plain name of an action (``winback_offer`` → "win-back offer")."""
-    return ACTION_LABELS.get(action, action.replace("_", " "))
+    """The plain name of an action in the report language (``winback_offer`` → "win-back offer"); an
+    action the params name otherwise is shown as its name with spaces."""
+    return i18n.t(ACTION_LABELS[action]) if action in ACTION_LABELS else action.replace("_", " ")
+
+
+def channel_label(channel: Any) -> Any:
+    """The plain name of a contact channel in the report language (``push`` → "push notification");
+    missing stays missing."""
+    return i18n.t(CHANNEL_LABELS[channel]) if channel in CHANNEL_LABELS else channel
 
 
 def actions_table(actions: list[Action], models: pd.DataFrame, skipped: dict[str, str]) -> pd.DataFrame:
-    """One row per action: the test it was learnt from, its cost, and how well the uplift ranking did on
-    held-out customers of that test (Qini against random targeting)."""
+    """One row per action (its plain name): the test it was learnt from, its cost, and how well the
+    uplift ranking did on held-out customers of that test (Qini against random targeting). Shares
+    (``action_discount``, ``measured_uplift``) are fractions; ``cost_per_contact`` is in the shop's currency."""
     rows = []
     for a in actions:
         m = models.loc[a.name] if a.name in models.index else None
         rows.append({
-            "action": label(a.name), "learnt from test": a.campaign, "arm": a.arm, "channel": a.channel,
-            "discount": a.discount, "cost per contact": a.cost_per_contact,
-            "for": "everyone consented" if a.audience == "everyone" else "customers at high churn risk",
-            "customers in test (treated / control)": (f"{int(m['n_treatment']):,} / {int(m['n_control']):,}"
-                                                      if m is not None else "—"),
-            "measured lift": m["observed_lift"] if m is not None else np.nan,
-            "uplift model": m["method"] if m is not None else f"not learnt: {skipped.get(a.name, '')}",
-            "Qini, held out": m["qini"] if m is not None else np.nan,
-            "Qini, random targeting": m["qini_random"] if m is not None else np.nan,
-            "calibration slope": m["calibration_slope"] if m is not None else np.nan,
+            "action": label(a.name), "test_campaign": a.campaign, "test_arm": a.arm,
+            "action_channel": channel_label(a.channel), "action_discount": a.discount,
+            "cost_per_contact": a.cost_per_contact,
+            "audience": i18n.t("everyone consented" if a.audience == "everyone" else "customers at high churn risk"),
+            "test_customers_treated": int(m["n_treatment"]) if m is not None else np.nan,
+            "test_customers_control": int(m["n_control"]) if m is not None else np.nan,
+            "measured_uplift": m["observed_lift"] if m is not None else np.nan,
+            "uplift_model": (i18n.t(METHOD_LABELS[m["method"]]) if m is not None and m["method"] in METHOD_LABELS
+                             else m["method"] if m is not None
+                             else i18n.t("not learnt: too few customers in the test or its control group")),
+            "qini": m["qini"] if m is not None else np.nan,
+            "qini_random": m["qini_random"] if m is not None else np.nan,
+            "calibration_slope": m["calibration_slope"] if m is not None else np.nan,
         })
     return pd.DataFrame(rows).set_index("action")
 
 
-def choice_table(summary: dict[str, dict[str, float]], currency: str) -> pd.DataFrame:
-    """Customers, their share and the expected incremental margin per chosen action."""
-    rows = [{"action": label(a), "customers": v["customers"], f"expected incremental margin ({currency})":
-             v["expected_incremental_margin"]} for a, v in summary.items()]
+def choice_table(summary: dict[str, dict[str, float]], currency: str = "") -> pd.DataFrame:
+    """Customers, their share and the expected incremental margin (in the shop's currency) per chosen
+    action. (*currency* is not used: the column's label names the shop's currency.)"""
+    rows = [{"action": label(a), "customers": v["customers"], "expected_margin": v["expected_incremental_margin"]}
+            for a, v in summary.items()]
     out = pd.DataFrame(rows).set_index("action")
-    out["share of customers"] = out["customers"] / max(int(out["customers"].sum()), 1)
+    out["customer_share"] = out["customers"] / max(int(out["customers"].sum()), 1)
     return out
 
 
-def totals_table(totals: dict[str, Any], currency: str) -> pd.DataFrame:
-    """The policy against the alternatives a marketer would otherwise pick."""
+def totals_table(totals: dict[str, Any], currency: str = "") -> pd.DataFrame:
+    """The policy against the alternatives a marketer would otherwise pick (expected incremental
+    margin in the shop's currency; *currency* is not used)."""
     rows = {
-        "next best action (one action, or none, per customer)": totals["next_best_action"],
-        f"send the best single action ({label(totals['best_single_action'])}) to everyone it may go to":
-            totals["best_single_action_total"],
-        "send everyone every action": totals["send_everyone_everything"],
+        i18n.t("next best action (one action, or none, per customer)"): totals["next_best_action"],
+        i18n.t("send the best single action ({action}) to everyone it may go to",
+               action=label(totals["best_single_action"])): totals["best_single_action_total"],
+        i18n.t("send everyone every action"): totals["send_everyone_everything"],
     }
-    return pd.DataFrame({f"expected incremental margin ({currency})": rows}).rename_axis("policy")
+    return pd.DataFrame({"expected_margin": rows}).rename_axis("send_policy")
 
 
-def truth_table(check: dict[str, Any], currency: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The truth check as two tables: totals (expected against true) and per action uplift."""
-    col_e, col_t = f"expected ({currency})", f"true ({currency})"
+def truth_table(check: dict[str, Any], currency: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The truth check as two tables: totals (expected against true margin, in the shop's currency) and
+    per action uplift (shares) and rank correlation. (*currency* is not used.)"""
     totals = pd.DataFrame({
-        col_e: [check["expected_total"], check["send_everyone_everything_expected"], np.nan],
-        col_t: [check["true_total"], check["send_everyone_everything_true"], check["oracle_true_total"]],
-    }, index=pd.Index(["next best action", "send everyone every action", "best possible (knowing the truth)"],
-                      name="policy"))
+        "expected_value": [check["expected_total"], check["send_everyone_everything_expected"], np.nan],
+        "true_value": [check["true_total"], check["send_everyone_everything_true"], check["oracle_true_total"]],
+    }, index=pd.Index([i18n.t(p) for p in ("next best action", "send everyone every action",
+                                           "best possible (knowing the truth)")], name="send_policy"))
     per = pd.DataFrame(check["by_action"]).assign(action=lambda d: d["action"].map(label)).set_index("action")
-    per = per.rename(columns={"predicted_uplift": "predicted uplift (chosen customers)",
-                              "true_uplift": "true uplift (chosen customers)",
-                              "rank_correlation": "rank correlation, predicted vs true (all customers)"})
+    per = per.rename(columns={"predicted_uplift": "chosen_predicted_uplift", "true_uplift": "chosen_true_uplift",
+                              "rank_correlation": "uplift_rank_correlation"})
     return totals, per
 
 
@@ -160,23 +179,26 @@ def export_offers(nba: pd.DataFrame | None, birthdays: pd.DataFrame, winback: pd
 
 def reasons_table(chosen: pd.DataFrame) -> pd.DataFrame:
     """How many customers got each action, and why ("highest expected margin", or why nothing)."""
-    g = chosen.assign(action=chosen["action"].map(label)).groupby(["action", "reason"]).size()
+    g = chosen.assign(action=chosen["action"].map(label), reason=chosen["reason"].map(i18n.t)).groupby(
+        ["action", "reason"]).size()
+    g.index.names = ["action", "decision_reason"]
     return g.rename("customers").to_frame().sort_values("customers", ascending=False)
 
 
-def remember_summary(remembered: pd.DataFrame, days: int, currency: str) -> pd.DataFrame:
-    """Customers with something to remember: viewed-but-not-bought products and abandoned carts."""
+def remember_summary(remembered: pd.DataFrame, days: int, currency: str = "") -> pd.DataFrame:
+    """Customers with something to remember: viewed-but-not-bought products and abandoned carts
+    (``remembered_items``: products viewed or items left; ``cart_value`` in the shop's currency;
+    *currency* is not used)."""
     viewed = remembered["viewed_not_bought"].fillna(0)
     items = remembered["abandoned_cart_items"].fillna(0)
     rows = {
-        f"viewed a product in the last {days} days and did not buy it":
-            {"customers": int((viewed > 0).sum()), "products or items": float(viewed.sum()),
-             f"value ({currency})": np.nan},
-        f"left products in a cart in the last {days} days and did not buy them":
-            {"customers": int((items > 0).sum()), "products or items": float(items.sum()),
-             f"value ({currency})": float(remembered["abandoned_cart_value"].fillna(0).sum())},
+        i18n.t("viewed a product in the last {days} days and did not buy it", days=days):
+            {"customers": int((viewed > 0).sum()), "remembered_items": float(viewed.sum()), "cart_value": np.nan},
+        i18n.t("left products in a cart in the last {days} days and did not buy them", days=days):
+            {"customers": int((items > 0).sum()), "remembered_items": float(items.sum()),
+             "cart_value": float(remembered["abandoned_cart_value"].fillna(0).sum())},
     }
-    return pd.DataFrame(rows).T.rename_axis("what we remember")
+    return pd.DataFrame(rows).T.rename_axis("remembered")
 
 
 def remember_metrics(remembered: pd.DataFrame) -> dict[str, float]:
@@ -191,20 +213,21 @@ _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Su
 
 def relevance_tables(rel: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Preferred channel (customers, share, mean engagement on it) and best day to contact (customers,
-    share; with how many have their own record and the most common hour)."""
+    share; with how many have their own record and the most common hour). Shares are fractions;
+    channels and days are named for the reader (``push`` → "push notification")."""
     ch = rel.groupby("preferred_channel").agg(customers=("relevance", "size"), mean_engagement=("relevance", "mean"))
-    ch["share"] = ch["customers"] / max(len(rel), 1)
-    ch = ch[["customers", "share", "mean_engagement"]].rename(columns={"mean_engagement": "mean engagement"})
-    ch.index.name = "preferred channel"
+    ch["customer_share"] = ch["customers"] / max(len(rel), 1)
+    ch = ch[["customers", "customer_share", "mean_engagement"]]
+    ch.index = pd.Index([channel_label(c) for c in ch.index], name="preferred_channel")
     days = rel.groupby("best_day").agg(customers=("best_hour", "size"),
                                        own=("timing_basis", lambda s: int((s == "own activity").sum())),
                                        hour=("best_hour", lambda s: int(s.mode().iloc[0]) if len(s) else -1))
     days = days.reindex([d for d in _DAYS if d in days.index])
-    days["share"] = days["customers"] / max(len(rel), 1)
-    days["most common hour"] = days["hour"].map(lambda h: f"{h:02d}:00–{h:02d}:59" if h >= 0 else "")
-    days = days.rename(columns={"own": "from their own activity"})
-    days.index.name = "best day to contact"
-    return ch, days[["customers", "share", "from their own activity", "most common hour"]]
+    days["customer_share"] = days["customers"] / max(len(rel), 1)
+    days["most_common_hour"] = days["hour"].map(lambda h: f"{h:02d}:00–{h:02d}:59" if h >= 0 else "")
+    days = days.rename(columns={"own": "timed_from_own_activity"})
+    days.index = pd.Index([i18n.t(d) for d in days.index], name="best_day")
+    return ch, days[["customers", "customer_share", "timed_from_own_activity", "most_common_hour"]]
 
 
 def relevance_metrics(rel: pd.DataFrame) -> dict[str, Any]:
@@ -216,10 +239,12 @@ def relevance_metrics(rel: pd.DataFrame) -> dict[str, Any]:
 
 def segment_offers_table(seg_offers: pd.DataFrame) -> pd.DataFrame:
     """The category to promote to each segment (:func:`crm_analytics.offers.segment_offers` rows with
-    ``promote``): its share of the segment's purchases against the shop's, and the lift."""
+    ``promote``; segment names in the report language): its share of the segment's purchases against
+    the shop's (fractions), and the lift."""
     top = seg_offers[seg_offers["promote"]].sort_values("customers", ascending=False)
-    out = pd.DataFrame({"segment": top["segment"].to_numpy(), "promote": top["category"].to_numpy(),
-                        "share of the segment's purchases": top["mean_share"].to_numpy(),
-                        "share of all purchases": top["shop_mean_share"].to_numpy(), "lift": top["lift"].to_numpy(),
+    out = pd.DataFrame({"offer_segment": [i18n.value(v) for v in top["segment"]],
+                        "promote_category": top["category"].to_numpy(),
+                        "segment_purchase_share": top["mean_share"].to_numpy(),
+                        "shop_purchase_share": top["shop_mean_share"].to_numpy(), "category_lift": top["lift"].to_numpy(),
                         "customers": top["customers"].to_numpy()})
-    return out.set_index("segment")
+    return out.set_index("offer_segment")

@@ -10,14 +10,21 @@ from typing import Any
 
 import pandas as pd
 
+from crm_analytics import i18n
 from crm_analytics.privacy import marketing_consent
 from crm_analytics.recommend import ALS, EASE, ItemKNN, Popularity, product_names, reason_text
 
-__all__ = ["MODEL_LABELS", "default_grids", "baseline", "metrics_table", "tuning_table", "model_metrics", "rules_table", "export_recommendations"]
+__all__ = ["MODEL_LABELS", "SETTING_LABELS", "model_label", "reason_counts", "default_grids", "baseline", "metrics_table", "tuning_table", "model_metrics", "rules_table", "export_recommendations"]
 
-#: models as a reader names them
-MODEL_LABELS = {"popularity": "most popular (baseline)", "item_knn": "bought together (item to item)",
-                "als": "matrix factorisation (ALS)", "ease": "linear item model (EASE)"}
+#: models as a reader names them: the method's own name with what it does
+MODEL_LABELS = {"popularity": "most popular products (baseline)",
+                "item_knn": "ItemKNN: products bought by the same customers",
+                "als": "ALS: matrix factorisation of purchases",
+                "ease": "EASE: linear item-to-item model"}
+
+#: hyperparameters of :func:`default_grids` as a reader reads a setting (``{value}`` is the value tried)
+SETTING_LABELS = {"k": "{value} neighbours", "factors": "{value} latent factors",
+                  "l2": "regularisation (L2) {value}"}
 
 
 def default_grids(seed: int = 0) -> dict[str, tuple[Any, dict[str, list]]]:
@@ -32,28 +39,40 @@ def baseline() -> Popularity:
     return Popularity()
 
 
-def metrics_table(metrics: pd.DataFrame, k: int) -> pd.DataFrame:
-    """:func:`crm_analytics.recommend_eval.evaluate_models` metrics with reader's labels."""
+def model_label(name: str) -> str:
+    """A recommender as the reader names it, in the report language (:data:`MODEL_LABELS`; the code
+    name when unknown)."""
+    return i18n.t(MODEL_LABELS[name]) if name in MODEL_LABELS else name
+
+
+def metrics_table(metrics: pd.DataFrame, k: int, baseline: str = "popularity") -> pd.DataFrame:
+    """:func:`crm_analytics.recommend_eval.evaluate_models` metrics, one row per recommender (its
+    reader's name); shares as fractions (``hit_rate``, its interval ``hit_rate_low``/``hit_rate_high``,
+    ``precision``, ``recall``, ``coverage``), ``ndcg`` (0–1), ``novelty`` (bits) and
+    ``beats_baseline`` (yes/no; missing for the *baseline* itself). *k* is the length of the lists."""
     out = pd.DataFrame({
-        f"hit rate @{k}": metrics["hit_rate"], "95 % interval: low": metrics["hit_rate_low"],
-        "95 % interval: high": metrics["hit_rate_high"], f"precision @{k}": metrics["precision"],
-        f"recall @{k}": metrics["recall"], f"NDCG @{k}": metrics["ndcg"], "catalogue coverage": metrics["coverage"],
-        "novelty (bits)": metrics["novelty"], "beats the baseline": metrics["beats_baseline"].map(
-            {True: "yes", False: "no"}).fillna("—"),
+        "hit_rate": metrics["hit_rate"], "hit_rate_low": metrics["hit_rate_low"],
+        "hit_rate_high": metrics["hit_rate_high"], "precision": metrics["precision"], "recall": metrics["recall"],
+        "ndcg": metrics["ndcg"], "coverage": metrics["coverage"], "novelty": metrics["novelty"],
+        "beats_baseline": metrics["beats_baseline"].astype(object).where(metrics.index != baseline),
     })
-    out.index = [MODEL_LABELS.get(m, m) for m in metrics.index]
-    return out.rename_axis("model")
+    out.index = [model_label(m) for m in metrics.index]
+    return out.rename_axis("recommender")
+
+
+def _setting(params: dict) -> str:
+    parts = [i18n.t(SETTING_LABELS[a], value=b) if a in SETTING_LABELS else f"{a} = {b:g}" if isinstance(b, float)
+             else f"{a} = {b}" for a, b in dict(params).items()]
+    return ", ".join(parts) or "–"
 
 
 def tuning_table(tuning: pd.DataFrame, k: int) -> pd.DataFrame:
-    """:func:`crm_analytics.recommend_eval.tune`'s table: each model and setting tried, with its hit rate,
-    precision and recall @k on the validation weeks."""
-    setting = tuning["params"].map(lambda p: ", ".join(f"{a} = {b:g}" if isinstance(b, float) else f"{a} = {b}"
-                                                       for a, b in dict(p).items()) or "—")
-    out = pd.DataFrame({"model": tuning["model"].map(lambda m: MODEL_LABELS.get(m, m)).to_numpy(),
-                        "setting": setting.to_numpy(), f"hit rate @{k}": tuning["hit_rate"].to_numpy(),
-                        f"precision @{k}": tuning["precision"].to_numpy(), f"recall @{k}": tuning["recall"].to_numpy()})
-    return out.set_index(["model", "setting"])
+    """:func:`crm_analytics.recommend_eval.tune`'s table: each recommender and setting tried, with its
+    hit rate, precision and recall (shares) on the validation weeks."""
+    out = pd.DataFrame({"recommender": tuning["model"].map(model_label).to_numpy(),
+                        "setting": tuning["params"].map(_setting).to_numpy(), "hit_rate": tuning["hit_rate"].to_numpy(),
+                        "precision": tuning["precision"].to_numpy(), "recall": tuning["recall"].to_numpy()})
+    return out.set_index(["recommender", "setting"])
 
 
 def model_metrics(metrics: pd.DataFrame, k: int) -> dict[str, dict[str, Any]]:
@@ -69,14 +88,25 @@ def model_metrics(metrics: pd.DataFrame, k: int) -> dict[str, dict[str, Any]]:
 
 
 def rules_table(rules: pd.DataFrame, products: pd.DataFrame | None, n: int) -> pd.DataFrame:
-    """The strongest "frequently bought together" rules (by lift) with product names."""
+    """The strongest "frequently bought together" rules (by lift) with product names: ``bought_product``,
+    ``also_bought`` (index), ``baskets_with_both``, ``rule_confidence`` (share of the baskets with
+    the first product that hold the second) and ``rule_lift``."""
     names = product_names(products)
     top = rules.sort_values(["lift", "baskets"], ascending=False).head(n)
     return pd.DataFrame({
-        "product": top["antecedent_product_id"].map(names).fillna(top["antecedent_product_id"]).to_numpy(),
-        "also bought": top["consequent_product_id"].map(names).fillna(top["consequent_product_id"]).to_numpy(),
-        "baskets with both": top["baskets"].to_numpy(), "confidence": top["confidence"].to_numpy(),
-        "lift": top["lift"].to_numpy()}).set_index(["product", "also bought"])
+        "bought_product": top["antecedent_product_id"].map(names).fillna(top["antecedent_product_id"]).to_numpy(),
+        "also_bought": top["consequent_product_id"].map(names).fillna(top["consequent_product_id"]).to_numpy(),
+        "baskets_with_both": top["baskets"].to_numpy(), "rule_confidence": top["confidence"].to_numpy(),
+        "rule_lift": top["lift"].to_numpy()}).set_index(["bought_product", "also_bought"])
+
+
+def reason_counts(recs: pd.DataFrame, products: pd.DataFrame | None = None) -> pd.DataFrame:
+    """How many recommendations carry each kind of reason (``because you bought …`` for every product
+    named, ``popular``, …), in the report language: ``recommendations`` by ``recommendation_reason``."""
+    reason = reason_text(recs, products).astype(str).str.replace(r"^because you bought .*", "because you bought …",
+                                                                 regex=True)
+    counts = reason.map(i18n.t).value_counts()
+    return counts.rename("recommendations").rename_axis("recommendation_reason").to_frame()
 
 
 def export_recommendations(recs: pd.DataFrame, products: pd.DataFrame | None, customers: pd.DataFrame | None,
