@@ -526,16 +526,39 @@ def translate_figure(fig) -> None:
                 text.set_text(new)
 
 
-def _translate_open_figures() -> None:
+def chart_alt(fig) -> str:
+    """What a chart shows, for readers who cannot see it: its titles (else its axis labels)."""
+    titles = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) is not None else []
+    titles += [ax.get_title() for ax in fig.axes if ax.get_title()]
+    if not titles:
+        titles = [" / ".join(x for x in (ax.get_ylabel(), ax.get_xlabel()) if x) for ax in fig.axes]
+    text = "; ".join(t for t in titles if t).strip()
+    return text or t("chart")
+
+
+def _show_open_figures() -> None:
+    """After each cell: every open figure in the report language, shown as a PNG with its alt text
+    (:func:`chart_alt`), then closed — what the inline backend would do, plus the words."""
+    import io
+
     import matplotlib.pyplot as plt
+    from IPython.display import Image, display
 
     for num in plt.get_fignums():
-        translate_figure(plt.figure(num))
+        fig = plt.figure(num)
+        translate_figure(fig)
+        if not fig.axes:
+            plt.close(fig)
+            continue
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight", facecolor="white")
+        display(Image(data=buf.getvalue(), format="png", alt=chart_alt(fig)))
+        plt.close(fig)
 
 
 def _hook_figures() -> None:
-    """In a notebook kernel, translate every open figure after each cell, before the inline
-    backend shows it."""
+    """In a notebook kernel, show every open figure after each cell in the report language and with
+    its alt text, before the inline backend would show it without."""
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover
@@ -544,8 +567,8 @@ def _hook_figures() -> None:
     if ip is None:
         return
     callbacks = ip.events.callbacks["post_execute"]
-    if _translate_open_figures not in callbacks:
-        callbacks.insert(0, _translate_open_figures)
+    if _show_open_figures not in callbacks:
+        callbacks.insert(0, _show_open_figures)
 
 
 # --- what a notebook asks to be translated --------------------------------------------------------

@@ -23,10 +23,7 @@ from crm_analytics import i18n, paths
 from crm_analytics.report import escape
 from crm_analytics.summary import Alert, Tile
 
-__all__ = ["write_index", "notebook_title", "notebook_question", "CSP"]
-
-#: what the page may load: nothing from anywhere, but its own inline styles and embedded images
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:"
+__all__ = ["write_index", "render_index", "notebook_title", "notebook_question"]
 
 _STYLE = """
 *{box-sizing:border-box}
@@ -158,6 +155,7 @@ def render_index(dataset: str) -> Path:
     the last run, if it failed) and return its path."""
     from crm_analytics import history, sources, summary
     from crm_analytics.params import resolve_notebook_params
+    from crm_analytics.publish import TABLE_SCRIPT, csp
 
     reports = paths.reports_dir(dataset)
     resolved = resolve_notebook_params(dataset)
@@ -193,9 +191,9 @@ def render_index(dataset: str) -> Path:
                                              "compare": ("text", f"make compare DATASET={dataset}")}) + "</p>")
     page = (f"<!DOCTYPE html><html lang='{escape(language)}'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+            f"<meta http-equiv='Content-Security-Policy' content=\"{csp()}\">"
             f"<title>{escape(i18n.t('Executive summary'))} — {escape(dataset)}</title><style>{_STYLE}</style>"
-            "</head><body>" + "".join(parts) + "</body></html>\n")
+            "</head><body>" + "".join(parts) + f"<script>{TABLE_SCRIPT}</script></body></html>\n")
     out = reports / "index.html"
     reports.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name("index.html.tmp")

@@ -221,12 +221,12 @@ def _stderr_to(log: Path):
         os.close(saved)
 
 
-def _export_html(nb_path: Path, html_path: Path) -> None:
+def _export_html(nb_path: Path, html_path: Path, language: str = "en") -> None:
     """Export an executed notebook to self-contained, sanitised HTML with the code hidden
     (:func:`crm_analytics.publish.export_html`)."""
     from crm_analytics.publish import export_html
 
-    export_html(nb_path, html_path)
+    export_html(nb_path, html_path, language=language)
 
 
 #: ``always`` (or 1) shows the per-cell progress bar even when stderr is not a terminal, ``never`` (or 0)
@@ -378,7 +378,7 @@ def _run_notebook(dataset: str, notebook: str) -> Path:
     # the HTML first, in staging: a page that cannot be published (it would load from another host)
     # leaves every published file as it was
     staged_html = staging / f"{notebook}.html"
-    _export_html(executed, staged_html)
+    _export_html(executed, staged_html, parameters.get("language", "en"))
     # publish: metrics, HTML, executed notebook, status
     metrics = reports / "metrics"
     metrics.mkdir(parents=True, exist_ok=True)

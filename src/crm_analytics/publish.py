@@ -6,7 +6,9 @@ A report is read by people outside the team, often offline or behind a proxy, so
 - hides the code, prompts and parameter cells;
 - renders with the ``report`` template (``templates/report``): JupyterLab's look with its styles
   inlined and none of the scripts it would fetch from a CDN (require.js, MathJax, mermaid,
-  widgets), and a Content-Security-Policy that forbids loading anything from anywhere;
+  widgets), and a Content-Security-Policy (:func:`csp`) that forbids loading anything from anywhere
+  and runs one script only: :data:`TABLE_SCRIPT`, inlined, allowed by its hash, which makes long
+  tables searchable and sortable and lets wide ones scroll inside their own box;
 - sanitises every HTML output, and every Markdown output once rendered to HTML, with nbconvert's
   ``SanitizeHTML`` (bleach) as a second line of defence behind :func:`crm_analytics.report.escape`:
   tags and attributes outside an allow-list that keeps tables, their styles and embedded charts are
@@ -17,15 +19,41 @@ A report is read by people outside the team, often offline or behind a proxy, so
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 from crm_analytics.errors import CrmAnalyticsError
 
-__all__ = ["export_html", "external_references", "live_markup", "TEMPLATES_DIR"]
+__all__ = ["TABLE_SCRIPT", "TEMPLATES_DIR", "csp", "export_html", "external_references", "live_markup"]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+
+#: the one script a published page runs (``templates/report/tables.js``): search and sort long tables, scroll
+#: wide ones in their own box. Pages inline it as ``<script>{TABLE_SCRIPT}</script>``, byte for byte: the
+#: policy of :func:`csp` allows exactly this text (line ends as an HTML parser sees them, ``\n``).
+TABLE_SCRIPT: str = (TEMPLATES_DIR / "report" / "tables.js").read_text(encoding="utf-8") \
+    .replace("\r\n", "\n").replace("\r", "\n")
+
+#: a page's language: an ISO 639-1 code, optionally with a region (``en``, ``tr``, ``tr-TR``)
+_LANGUAGE = re.compile(r"^[a-z]{2}(?:-[A-Z]{2})?$")
+
+
+def csp() -> str:
+    """The Content-Security-Policy of a published page: nothing loaded from anywhere; inline styles,
+    embedded images and fonts; and one script, :data:`TABLE_SCRIPT` inlined, allowed by its SHA-256.
+
+    Examples
+    --------
+    >>> csp().startswith("default-src 'none'; script-src 'sha256-")
+    True
+    """
+    digest = base64.b64encode(hashlib.sha256(TABLE_SCRIPT.encode("utf-8")).digest()).decode("ascii")
+    return (f"default-src 'none'; script-src 'sha256-{digest}'; img-src data:; style-src 'unsafe-inline'; "
+            "font-src data:")
+
 
 #: what a report's outputs may contain after sanitising (pandas tables with their <style>, charts,
 #: headings and prose); everything else is shown as escaped text
@@ -57,7 +85,7 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     return True
 
 
-def _exporter():
+def _exporter(language: str = "en"):
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
     from nbconvert.preprocessors.sanitize import SanitizeHTML
@@ -73,6 +101,7 @@ def _exporter():
     config.SanitizeHTML.strip = False  # disallowed markup is shown escaped, not silently dropped
     config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES_DIR)]
     config.HTMLExporter.template_name = "report"
+    config.HTMLExporter.language_code = language  # <html lang="...">
     exporter = HTMLExporter(config=config)
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
@@ -120,18 +149,31 @@ _ALLOWED_CSS = [
 ]
 
 
-def export_html(nb_path: str | Path, html_path: str | Path) -> Path:
+def export_html(nb_path: str | Path, html_path: str | Path, *, language: str = "en") -> Path:
     """Export the executed notebook *nb_path* to *html_path* (written atomically).
+
+    Parameters
+    ----------
+    nb_path, html_path : str or Path
+        The executed notebook and the page to write.
+    language : str
+        The language the page is written in, ``<html lang="...">``: ``"en"``, ``"tr"`` (it picks the
+        casing rules of the table search, the number format the sort reads and the search box's label).
 
     Raises
     ------
     CrmAnalyticsError
-        When the page would still load something from another host (then nothing is written).
+        When *language* is not a language code, or the page would still load something from another host
+        (then nothing is written).
     """
     import nbformat
 
+    if not isinstance(language, str) or not _LANGUAGE.match(language):
+        raise CrmAnalyticsError(f"export_html: language must be an ISO 639-1 code such as 'en' or 'tr' "
+                                f"(optionally with a region, 'tr-TR'), got {language!r}")
     nb = nbformat.read(str(nb_path), as_version=4)
-    body, _ = _exporter().from_notebook_node(nb)
+    body, _ = _exporter(language).from_notebook_node(
+        nb, resources={"crm_table_script": TABLE_SCRIPT, "crm_csp": csp()})
     problems = external_references(body)
     if problems:
         raise CrmAnalyticsError(f"{Path(html_path).name} would load {problems[0]!r} from another host; "
@@ -159,10 +201,11 @@ class _Scan(HTMLParser):
         self.external: list[str] = []
         self.live: list[str] = []
         self._in_style = False
+        self._script: tuple[str, bool, list[str]] | None = None  # an open <script>: start tag, no attributes?, text
 
     def handle_starttag(self, tag, attrs):
         if tag == "script":
-            self.live.append("<script" + "".join(f" {k}={v!r}" for k, v in attrs) + ">")
+            self._script = ("<script" + "".join(f" {k}={v!r}" for k, v in attrs) + ">", not attrs, [])
         self._in_style = tag == "style"
         for name, value in attrs:
             if name.startswith("on"):
@@ -179,10 +222,26 @@ class _Scan(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "style":
             self._in_style = False
+        if tag == "script":
+            self._end_script()
 
     def handle_data(self, data):
         if self._in_style:
             self.external.extend(u for u in _CSS_URL.findall(data) if _is_external(u))
+        if self._script is not None:
+            self._script[2].append(data)
+
+    def _end_script(self) -> None:
+        """A script is live unless it is the page's own: no attributes, exactly :data:`TABLE_SCRIPT`."""
+        if self._script is not None:
+            start, bare, parts = self._script
+            if not (bare and "".join(parts) == TABLE_SCRIPT):
+                self.live.append(start)
+            self._script = None
+
+    def close(self):
+        super().close()
+        self._end_script()  # a <script> never closed
 
 
 def _scan(page: str) -> _Scan:
@@ -200,5 +259,6 @@ def external_references(page: str) -> list[str]:
 
 def live_markup(page: str) -> list[str]:
     """Markup in *page* that could run code: ``<script>`` elements, ``on…`` event handlers,
-    frames, objects, forms and ``<base>``. A published report has none."""
+    frames, objects, forms and ``<base>``. A published report has none but its own table script
+    (a ``<script>`` without attributes holding exactly :data:`TABLE_SCRIPT`), which is not listed."""
     return _scan(page).live

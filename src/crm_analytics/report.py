@@ -154,7 +154,10 @@ def _row_label(value: Any) -> Any:
         return tuple(_row_label(v) for v in value)
     if isinstance(value, (bool, np.bool_)):
         return i18n.yes_no(value)
-    return i18n.value(value)
+    shown = i18n.value(value)
+    if shown is value and isinstance(value, str) and re.fullmatch(r"[a-z]+(_[a-z0-9]+)+", value):
+        return value.replace("_", " ")  # a code word without a label ("mobile_web") reads as words
+    return shown
 
 
 def _reader_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -359,7 +362,7 @@ def _git_commit() -> str:
 
 def provenance(params: Mapping[str, Any], inputs: Mapping[str, str | Path] | None = None) -> pd.DataFrame:
     """A table for the last cell of a notebook: params, git commit, input hashes, versions."""
-    rows = [("param", k, repr(v)) for k, v in params.items()]
+    rows = [("param", k.replace("_", " "), repr(v)) for k, v in params.items()]
     rows.append(("code", "git commit", _git_commit()))
     for name, p in (inputs or {}).items():
         p = Path(p)

@@ -169,6 +169,13 @@ def campaign_arms(metrics: dict[str, dict]) -> list[dict]:
     return out
 
 
+def _arm(code: str) -> str:
+    """A test variant as 04 shows it (``free_shipping`` -> ``free shipping`` / ``ücretsiz kargo``)."""
+    from crm_analytics.campaign_report import arm_label
+
+    return arm_label(code)
+
+
 def _campaign_names(dataset: str) -> dict[str, str]:
     path = paths.interim_dir(dataset) / "campaigns.parquet"
     if not path.exists():
@@ -228,7 +235,7 @@ def tiles(dataset: str, metrics: dict[str, dict]) -> list[Tile]:
             add(tile_id, title, "04_campaign_roi", arm["key"], "roi",
                 "{name} ({arm}): extra margin minus cost, as a share of the cost (95% interval {low} to {high}); "
                 "above 0% the campaign paid for itself.",
-                name=("data", names.get(arm["campaign"], arm["campaign"])), arm=("data", arm["arm"]),
+                name=("data", names.get(arm["campaign"], arm["campaign"])), arm=("data", _arm(arm["arm"])),
                 low=("roi", arm["low"]), high=("roi", arm["high"]))
     add("rating", "Average rating", "07_feedback", "mean_rating", "stars",
         "Mean stars of {reviews:,} reviews (out of 5).", reviews=lookup(metrics, "07_feedback", "reviews") or 0)
@@ -277,7 +284,7 @@ def alerts(dataset: str, metrics: dict[str, dict], previous: dict[str, dict] | N
                          {"now": now, "before": before}, "03_clv_churn"))
     names = _campaign_names(dataset)
     for arm in campaign_arms(metrics):
-        values = {"name": ("data", names.get(arm["campaign"], arm["campaign"])), "arm": ("data", arm["arm"]),
+        values = {"name": ("data", names.get(arm["campaign"], arm["campaign"])), "arm": ("data", _arm(arm["arm"])),
                   "roi": ("roi", arm["roi"])}
         if arm["high"] is not None and arm["high"] < 0:
             out.append(Alert("bad", "{name} ({arm}) loses money: return on spend {roi}, and below "
