@@ -87,30 +87,30 @@ def test_a_changed_param_reruns_only_the_notebooks_that_declare_it(built):
 
 
 def test_a_second_run_with_a_changed_input_shows_the_changes_on_the_summary(built):
-    """Sessions cut after 10 idle minutes instead of 30: more, shorter sessions, so the conversion rate
-    per session falls; the summary says by how much since the last run and lists the change."""
+    """Future margin discounted at 30 % a year instead of the default: every customer's expected value
+    falls; the summary's tile says by how much since the last run and the change is listed."""
     root, _ = built
     params = root / "params" / "ci.yaml"
     text = params.read_text()
-    metrics = root / "reports" / "ci" / "metrics" / "05_behaviour.json"
-    before = json.loads(metrics.read_text())["conversion_rate"]["value"]
-    params.write_text(text + "\ninactivity_minutes: 10\n")
+    metrics = root / "reports" / "ci" / "metrics" / "03_clv_churn.json"
+    before = json.loads(metrics.read_text())["clv"]["mean"]
+    params.write_text(text + "\ndiscount_rate_annual: 0.3\n")
     try:
         time.sleep(1)
         run = _make(root, "reports", "DATASET=ci")
         assert run.returncode == 0, run.stderr
-        after = json.loads(metrics.read_text())["conversion_rate"]["value"]
-        assert after != before
+        after = json.loads(metrics.read_text())["clv"]["mean"]
+        assert after < before
         index = html.unescape((root / "reports" / "ci" / "index.html").read_text())
-        tile = re.search(r"data-metric='05_behaviour/conversion_rate.value' data-value='([^']+)'", index)
+        tile = re.search(r"data-metric='03_clv_churn/clv.mean' data-value='([^']+)'>(.*?)</div>\s*<p>", index, re.S)
         assert tile and json.loads(tile.group(1)) == after
-        arrow = "▼" if after < before else "▲"
-        assert re.search(arrow + r" (down|up) [\d.]+ points since", index), index[:3000]
-        assert "What changed since" in index and "Conversion rate" in index.split("What changed since")[1]
+        assert re.search(r"▼ down [\d.]+% since", index[tile.start():tile.start() + 600]), index[tile.start():][:600]
+        changed = index.split("What changed since")[1]
+        assert "Expected customer value, next 12 months" in changed
         compare = subprocess.run([str(root / ".venv" / "bin" / "python"), "-m", "crm_analytics.history", "compare",
                                   "ci"], cwd=root, capture_output=True, text=True,
                                  env={**os.environ, "CRM_ANALYTICS_ROOT": str(root)})
-        assert compare.returncode == 0 and "conversion_rate.value" in compare.stdout, compare.stdout + compare.stderr
+        assert compare.returncode == 0 and "clv.mean" in compare.stdout, compare.stdout + compare.stderr
     finally:
         params.write_text(text)
 

@@ -266,3 +266,27 @@ def test_make_lab_builds_the_ci_reports_before_starting_jupyter(tmp_path):
                 "crm_analytics.pipeline index ci" in ln or "crm_analytics.sources build ci" in ln]
     assert len(ci_steps) >= 3 and max(ci_steps) < jupyter, run.stdout
     assert "demo" not in run.stdout.replace("DATASET=demo", "")
+
+
+@pytest.mark.slow
+def test_a_turkish_run_publishes_translated_text_and_lists_what_is_left_in_english(project, capsys):
+    """The Markdown heading the catalogue knows ('## Provenance') and a report.md template it knows are
+    published in Turkish; a heading it does not know stays English and is listed in the logs."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "crm-analytics", "display_name": "CRM Analytics", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Probe\n\n## Provenance\n\n## A heading nobody translated"),
+        nbformat.v4.new_code_cell('dataset: str = "ci"  # dataset\nlanguage: str = "en"  # language',
+                                  metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("from IPython.display import display\nfrom crm_analytics import i18n, report\n"
+                                  "i18n.use(language)\nreport.write_metrics(dataset, '02_probe', {'value': 1})\n"
+                                  "display(report.md('yes'))\ndisplay(report.md('A sentence nobody translated'))"),
+    ]
+    nbformat.write(nb, project / "notebooks" / "02_probe.ipynb")
+    _params(project, language="tr")
+    configure("probe")
+    page = run_notebook("probe", "02_probe").read_text()
+    assert "Kaynak bilgisi" in page and ">evet<" in page and 'lang="tr"' in page
+    log = project / "build" / "probe" / "logs" / "02_probe.untranslated.txt"
+    assert log.read_text().splitlines() == ["# Probe", "## A heading nobody translated", "A sentence nobody translated"]
+    assert "3 texts of 02_probe have no tr translation" in capsys.readouterr().err

@@ -7,14 +7,16 @@ A report is written in English in the code (the notebook's Markdown cells, the t
 message id, so a catalogue reads as a side-by-side glossary and a missing translation falls back
 to English (and is recorded: :func:`untranslated`). Column names of tables (``revenue_share``)
 are message ids with the context ``column``: ``locale/en/*.po`` gives their English label with
-its unit, ``locale/tr/*.po`` the Turkish one.
+its unit, ``locale/tr/*.po`` the Turkish one; ``{currency}`` in a label stands for the shop's
+currency symbol.
 
 Numbers, percentages, money and dates are formatted by Babel in the language's locale
-(``₺1.234,56`` and ``3 Aralık 2026`` in Turkish, ``TRY 1,234.56`` and ``December 3, 2026`` in
+(``₺1.234,56`` and ``3 Aralık 2026`` in Turkish, ``TRY 1,234.56`` and ``3 December 2026`` in
 English), never by hand; a value that rounds to zero is shown as ``0``, never ``-0``.
 
 A notebook calls :func:`use` once (its ``language``, the shop's currency and the country whose
-holidays its time charts mark); everything else reads that state.
+holidays its time charts mark); everything else reads that state. In a notebook kernel every
+chart is then shown after its cell in the report language, with its titles as alt text.
 
 Examples
 --------

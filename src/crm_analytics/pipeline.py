@@ -405,9 +405,14 @@ def _in_language(source_nb: Path, language: str, staging: Path) -> Path:
     from crm_analytics import i18n
 
     nb = nbformat.read(source_nb, as_version=4)
+    missing = []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
+            missing += [b for b in i18n.block_ids(cell.source) if (None, b) not in i18n.catalog(language)]
             cell.source = i18n.translate_markdown(cell.source, language)
+    if missing:  # reported with the kernel's own leftovers (_report_untranslated)
+        with open(staging / "untranslated.txt", "a", encoding="utf-8") as fh:
+            fh.writelines(" ".join(b.split()) + "\n" for b in missing)
     out = staging / "source" / source_nb.name
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out)
@@ -415,14 +420,12 @@ def _in_language(source_nb: Path, language: str, staging: Path) -> Path:
 
 
 def _report_untranslated(dataset: str, notebook: str, staging: Path, language: str) -> None:
-    """Texts the notebook wrote in English although its language is another: listed in the logs
+    """Texts the notebook's kernel wrote in English although its language is another (the kernel
+    lists them in the staging folder, :func:`crm_analytics.i18n.t`): listed in the logs
     (``build/<dataset>/logs/<notebook>.untranslated.txt``) and counted on the console."""
-    from crm_analytics import i18n
-
-    found = set(i18n.untranslated())
     staged = staging / "untranslated.txt"
-    if staged.exists():
-        found |= {line for line in staged.read_text(encoding="utf-8").splitlines() if line.strip()}
+    found = ({line for line in staged.read_text(encoding="utf-8").splitlines() if line.strip()}
+             if staged.exists() and language != "en" else set())
     log = paths.build_dir(dataset) / "logs" / f"{notebook}.untranslated.txt"
     if not found:
         log.unlink(missing_ok=True)
