@@ -417,11 +417,16 @@ def chart_text(text: str, note: bool = False) -> str:
         text = str(text)
     if lang == "en" or not text:
         return text
-    if _NUMBER.match(text.strip()):
-        s = text.strip()
+    if _NUMBER.match(text.strip()):  # a tick label as matplotlib writes it: '35000', '0.5', '1,000', '12%'
+        s = text.strip().replace("−", "-")
         pct = s.endswith("%")
-        s = s.rstrip("%").replace(",", "\0").replace(".", ",").replace("\0", ".")
-        return "%" + s if pct else s
+        digits = s.rstrip("%")
+        try:
+            number = float(digits.replace(",", ""))
+        except ValueError:
+            return text
+        decimals = len(digits.split(".", 1)[1]) if "." in digits else 0
+        return percent(number / 100, decimals) if pct else decimal(number, decimals)
     lines = text.split("\n")
     if len(lines) > 1:
         whole = _translate_chart_line(text, False)
