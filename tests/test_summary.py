@@ -85,7 +85,8 @@ def test_alerts_name_a_losing_campaign_a_broken_test_a_stale_feed_and_a_broken_e
         "07_feedback": {"falling": {"category": 1, "product_id": 2}},
         "summary": {"churn_risk": {"share": 0.30}}}
     found = summary.alerts("shop", metrics, {"summary": {"churn_risk": {"share": 0.20}}},
-                           {"02_segmentation": {"status": "failed"}})
+                           {"02_segmentation": {"status": "ok"}, "03_clv_churn": {"status": "missing"}},
+                           failed="02_segmentation")
     texts = [(a.level, a.text, a.values) for a in found]
     kinds = [t for _, t, _ in texts]
     assert any("loses money" in t and v["name"] == ("data", "A") for lvl, t, v in texts if lvl == "bad")
@@ -94,7 +95,10 @@ def test_alerts_name_a_losing_campaign_a_broken_test_a_stale_feed_and_a_broken_e
     assert sum("days old" in t for t in kinds) == 1  # the events feed; a campaign table is no feed
     assert any("has {lines:,} rows" in t for t in kinds) and any("is missing" in t for t in kinds)
     assert any("Ratings are falling" in t for t in kinds) and any("churn risk" in t for t in kinds)
-    assert any("did not finish" in t for t in kinds)
+    assert [v["report"] for _, t, v in texts if "did not finish" in t] == [("data", "02_segmentation")]
+    # a list that is empty this run is removed on purpose: no alert for it
+    metrics["06_personalisation"]["offers"]["exports"]["next_best_action.csv"] = 0
+    assert sum("is missing" in a.text for a in summary.alerts("shop", metrics, None, {})) == 1
     quiet = summary.alerts("shop", {"summary": {"churn_risk": {"share": 0.2}}}, None, {})
     assert [a.text for a in quiet if "days old" not in a.text] == []
 

@@ -206,7 +206,9 @@ def _raw_customers(dataset: str, *, contacts: bool) -> pd.DataFrame:
                 "and marketing consent, so there is no one to contact; contact lists need a `files` source with "
                 "tables.customers (or the generated `demo` world)")
     except SourceError as exc:
-        raise MissingRawCustomers(_redact(str(exc))) from None
+        from crm_analytics.history import safe_message
+
+        raise MissingRawCustomers(safe_message(str(exc))) from None
     wanted = ["customer_id", "consent_marketing"] + (["email", "phone", "full_name"] if contacts else [])
     if contacts and "email" not in raw:
         raise MissingRawCustomers(
@@ -586,8 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a traceback may quote personal data: name the error only
         if os.environ.get("CRM_ANALYTICS_DEBUG"):
             raise
-        print(f"error: unexpected {type(exc).__name__}: {_redact(str(exc))[:300]} (set CRM_ANALYTICS_DEBUG=1 for "
-              "the traceback; it may show personal data)", file=sys.stderr)
+        # its text may quote a cell of the customer table (a name, an address): the class only
+        print(f"error: unexpected {type(exc).__name__} (set CRM_ANALYTICS_DEBUG=1 for the message and traceback; "
+              "they may show personal data)", file=sys.stderr)
         return 1
     _print_summary(args.dataset, args.fmt, rows, folder)
     return 0

@@ -204,17 +204,26 @@ def value(text: Any) -> Any:
     found = catalog(lang).get((None, text))
     if found is not None:
         return found
-    found = _match_pattern(text, lang)
+    found = _match_pattern(text, lang, strict=True)
     return text if found is None else found
 
 
-def _match_pattern(text: str, lang: str) -> str | None:
+_CODE_VALUE = re.compile(r"[−\-+]?[\d.,%₺$£€ ]*\d[\d.,%₺$£€ ]*|[a-z]+(_[a-z0-9]+)*")
+
+
+def _match_pattern(text: str, lang: str, strict: bool = False) -> str | None:
     """*text* translated through a catalogue template with fields (``Choosing k: {crit} by …``)
-    whose literal parts it matches; the field values are translated as words when known."""
+    whose literal parts it matches; the field values are translated as words when known. *strict*
+    (text in a table or sentence, which may be data): each field must be a number, a code word or
+    a word the catalogue knows, so a product called "Good neighbours" is never half-translated."""
+    cat = catalog(lang)
     for rx, template, fields in _patterns(lang):
         m = rx.match(text)
         if m:
             groups = {f: m.group(f"f{i}") for i, f in enumerate(fields)}
+            if strict and not all(_CODE_VALUE.fullmatch(g) and (not g[:1].isalpha() or (None, g) in cat)
+                                  for g in groups.values()):
+                continue
             plain = re.sub(r"\{(\w+)(![rsa])?(:[^}]*)?\}", r"{\1}", template)
             return plain.format(**{f: value(groups.get(f, "")) for f in groups})
     return None
@@ -327,11 +336,14 @@ def format_value(v: Any, spec: str = "") -> str:
 
     if isinstance(v, (bool, np.bool_)):
         return yes_no(v)
+    if v is None or v is pd.NaT or (not isinstance(v, str) and not isinstance(v, (list, tuple, dict))
+                                    and bool(np.ndim(v) == 0) and pd.isna(v)):
+        return "–"
     if spec in ("money", "money2"):
         return money(v, 2 if spec == "money2" else 0)
     if isinstance(v, (pd.Timestamp, _dt.date, _dt.datetime)):
         if spec in ("%Y-%m-%d", "%d %B %Y", ""):
-            return date(v) if not (isinstance(v, pd.Timestamp) and pd.isna(v)) else "–"
+            return date(v)
         if spec in ("%Y-%m", "%B %Y"):
             return month(v)
         return format(v, spec)
@@ -365,6 +377,8 @@ def format_value(v: Any, spec: str = "") -> str:
 def _plain_float(v: float) -> str:
     if math.isnan(v):
         return "–"
+    if math.isinf(v):
+        return decimal(v)
     if v == int(v) and abs(v) < 1e15:
         return decimal(v, 0)
     decimals = max(0, 3 - int(math.floor(math.log10(abs(v))))) if v else 0

@@ -164,9 +164,11 @@ def render_index(dataset: str) -> Path:
     metrics = summary.read_all_metrics(dataset)
     statuses = {nb: _status(reports, nb) for nb in resolved["notebooks"]}
     previous, when, changes = _previous(dataset)
-    tiles = summary.tiles(dataset, metrics)
-    alerts = summary.alerts(dataset, metrics, previous, statuses)
     failure = history.last_failure(dataset)
+    failed = (failure or {}).get("notebook")
+    alpha = (resolved.get("per_notebook") or {}).get("04_campaign_roi", {}).get("alpha", 0.05)
+    tiles = summary.tiles(dataset, metrics, level=1 - alpha)
+    alerts = summary.alerts(dataset, metrics, previous, statuses, failed=failed, level=1 - alpha)
     parts = [f"<h1>{escape(i18n.t('Executive summary'))}</h1>",
              f"<p class='sub'>{escape(i18n.value(str(resolved.get('description') or dataset)))}</p>",
              f"<p class='sub'>{_fill('Data up to {end}; reports built {built}.', {'end': ('date', lookup_day(metrics)), 'built': ('date', _built(statuses))})}</p>"]
@@ -183,7 +185,10 @@ def render_index(dataset: str) -> Path:
     parts.append("</div>")
     parts.append(f"<h2>{escape(i18n.t('Reports'))}</h2>")
     for nb in sorted(set(resolved["notebooks"]) | set(resolved.get("skipped", {}))):
-        parts.append(_card_html(nb, statuses.get(nb), resolved.get("skipped", {}).get(nb), reports))
+        status = statuses.get(nb)
+        if nb == failed and status is not None:
+            status = {**status, "status": "failed"}  # its page is the last good one, from an earlier run
+        parts.append(_card_html(nb, status, resolved.get("skipped", {}).get(nb), reports))
     parts.append(_changes_html(changes, when, tiles))
     parts.append("<p class='meta'>" + _fill("Built by {command}. Every figure comes from the metrics files beside "
                                             "the reports; {compare} lists every change between two runs.",
@@ -267,7 +272,8 @@ def _card_html(nb: str, status: dict | None, skipped: str | None, reports: Path)
         return (f"<div class='card skipped'><h3>{title}</h3><div class='meta'><span class='skip'>"
                 f"{escape(i18n.t('not run'))}</span></div><p>{_fill('Not run for this dataset: {why}', {'why': ('data', skipped)})}</p></div>")
     state = (status or {}).get("status", "missing")
-    words = {"ok": i18n.t("up to date"), "failed": i18n.t("failed"), "missing": i18n.t("not built yet")}
+    words = {"ok": i18n.t("up to date"), "failed": i18n.t("failed in the last run; this page is from an earlier run"),
+             "missing": i18n.t("not built yet")}
     css = state if state in ("ok", "failed") else "missing"
     meta = f'<span class="{css}">{escape(words.get(state, state))}</span>'
     if (status or {}).get("finished_utc"):

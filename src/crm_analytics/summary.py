@@ -190,9 +190,10 @@ def _campaign_names(dataset: str) -> dict[str, str]:
 
 # --- the figures ----------------------------------------------------------------------------------
 
-def tiles(dataset: str, metrics: dict[str, dict]) -> list[Tile]:
+def tiles(dataset: str, metrics: dict[str, dict], *, level: float = 0.95) -> list[Tile]:
     """The summary's figures that this dataset has, in reading order (text in English, as
-    templates for :func:`crm_analytics.i18n.t`)."""
+    templates for :func:`crm_analytics.i18n.t`); *level* is the confidence level of 04's
+    intervals (1 − its ``alpha``)."""
     out: list[Tile] = []
 
     def add(tile_id, title, source, key, kind, sentence, link=None, good="up", **values):
@@ -233,8 +234,8 @@ def tiles(dataset: str, metrics: dict[str, dict]) -> list[Tile]:
             if tile_id == "worst_campaign" and len(arms) < 2:
                 break
             add(tile_id, title, "04_campaign_roi", arm["key"], "roi",
-                "{name} ({arm}): extra margin minus cost, as a share of the cost (95% interval {low} to {high}); "
-                "above 0% the campaign paid for itself.",
+                "{name} ({arm}): extra margin minus cost, as a share of the cost ({level:.0%} interval {low} to "
+                "{high}); above 0% the campaign paid for itself.", level=level,
                 name=("data", names.get(arm["campaign"], arm["campaign"])), arm=("data", _arm(arm["arm"])),
                 low=("roi", arm["low"]), high=("roi", arm["high"]))
     add("rating", "Average rating", "07_feedback", "mean_rating", "stars",
@@ -256,15 +257,18 @@ def _day(text: Any) -> Any:
 # --- alerts ---------------------------------------------------------------------------------------
 
 def alerts(dataset: str, metrics: dict[str, dict], previous: dict[str, dict] | None,
-           statuses: dict[str, dict]) -> list[Alert]:
+           statuses: dict[str, dict], *, failed: str | None = None, level: float = 0.95) -> list[Alert]:
     """What a manager should look at first: a failed report, a stale source, a broken export,
     falling ratings, rising churn risk, a campaign losing money, a test whose groups are not the
-    sizes planned (sample-ratio mismatch)."""
+    sizes planned (sample-ratio mismatch). *failed* is the notebook the last run failed in
+    (:func:`crm_analytics.history.last_failure`); *level* the confidence level of 04's intervals."""
     out: list[Alert] = []
     for nb, st in statuses.items():
-        if st.get("status") not in (None, "ok"):
-            out.append(Alert("bad", "The report {report} did not finish; its numbers are from an earlier run.",
-                             {"report": ("data", nb)}, nb))
+        if nb == failed or st.get("status") == "failed":
+            built = st.get("status") == "ok"
+            out.append(Alert("bad", "The report {report} did not finish; its numbers are from an earlier run."
+                             if built else "The report {report} did not finish and has no earlier run.",
+                             {"report": ("data", nb)}, nb if built else ""))
     quality = paths.interim_dir(dataset) / "quality.json"
     if quality.exists():
         for row in json.loads(quality.read_text(encoding="utf-8")).get("freshness", []):
@@ -285,13 +289,13 @@ def alerts(dataset: str, metrics: dict[str, dict], previous: dict[str, dict] | N
     names = _campaign_names(dataset)
     for arm in campaign_arms(metrics):
         values = {"name": ("data", names.get(arm["campaign"], arm["campaign"])), "arm": ("data", _arm(arm["arm"])),
-                  "roi": ("roi", arm["roi"])}
+                  "roi": ("roi", arm["roi"]), "level": level}
         if arm["high"] is not None and arm["high"] < 0:
             out.append(Alert("bad", "{name} ({arm}) loses money: return on spend {roi}, and below "
-                             "break-even even at the top of its 95% interval.", values, "04_campaign_roi"))
+                             "break-even even at the top of its {level:.0%} interval.", values, "04_campaign_roi"))
         elif arm["roi"] < 0:
             out.append(Alert("warn", "{name} ({arm}) probably loses money: return on spend {roi} (not certain: "
-                             "its 95% interval includes break-even).", values, "04_campaign_roi"))
+                             "its {level:.0%} interval includes break-even).", values, "04_campaign_roi"))
         if arm["srm_p"] is not None and arm["srm_p"] < 0.001:
             out.append(Alert("bad", "The test {name} ({arm}) has groups of unplanned sizes (sample-ratio mismatch): "
                              "its result cannot be trusted.", values, "04_campaign_roi"))
@@ -308,7 +312,9 @@ def _export_alerts(dataset: str, metrics: dict[str, dict]) -> list[Alert]:
         if not name.endswith(".csv"):
             continue
         if not path.exists():
-            out.append(Alert("bad", "The export {file} is missing.", {"file": ("data", name)}, "06_personalisation"))
+            if rows:  # a list with nobody on it is removed on purpose, not broken
+                out.append(Alert("bad", "The export {file} is missing.", {"file": ("data", name)},
+                                 "06_personalisation"))
             continue
         with open(path, "rb") as fh:
             lines = sum(1 for _ in fh) - 1
