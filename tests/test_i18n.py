@@ -145,3 +145,12 @@ def test_an_unknown_holiday_country_is_refused_with_a_hint():
 
     with pytest.raises(ParamsError, match="TR"):
         i18n.check_holiday_country("TRK")
+
+
+def test_data_text_is_not_half_translated_by_a_template():
+    """A product called 'Good neighbours' must not become 'Good komşu' through the template
+    '{value} neighbours'; a number in that place, or data in quotes, is what the template is for."""
+    i18n.use("tr")
+    assert (None, "{value} neighbours") in i18n.catalog("tr")
+    assert i18n.value("Good neighbours") == "Good neighbours"
+    assert i18n.value("50 neighbours") == i18n.catalog("tr")[(None, "{value} neighbours")].format(value="50")

@@ -134,7 +134,7 @@ def catalog(lang: str) -> dict[tuple[str | None, str], str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _patterns(lang: str) -> list[tuple[re.Pattern, str, list[str]]]:
+def _patterns(lang: str) -> list[tuple[re.Pattern, str, list[str], set[str]]]:
     """Catalogue entries with ``{fields}``, as regular expressions that recognise a filled-in text
     (a chart title made with an f-string) and give back the field values."""
     out = []
@@ -147,7 +147,10 @@ def _patterns(lang: str) -> list[tuple[re.Pattern, str, list[str]]]:
                 continue
             rx = "".join(re.escape(lit) + (f"(?P<f{i}>.+?)" if f is not None else "")
                          for i, (lit, f, _, _) in enumerate(string.Formatter().parse(msgid)))
-            out.append((re.compile(rx + r"\Z", re.S), text, fields))
+            # a field in quotes ('{example}' in column '{column}') quotes data on purpose
+            quoted = {f for (lit, f, _, _), nxt in zip(parsed, parsed[1:] + [("", None, None, None)])
+                      if f and lit[-1:] in "'\"‘“" and nxt[0][:1] in "'\"’”"}
+            out.append((re.compile(rx + r"\Z", re.S), text, fields, quoted))
     return out
 
 
@@ -208,6 +211,7 @@ def value(text: Any) -> Any:
     return text if found is None else found
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|‘[^’]*’|“[^”]*”")  # data quoted on purpose: 'Tutar'
 _CODE_VALUE = re.compile(r"[−\-+]?[\d.,%₺$£€ ]*\d[\d.,%₺$£€ ]*|[a-z]+(_[a-z0-9]+)*")
 
 
@@ -217,12 +221,13 @@ def _match_pattern(text: str, lang: str, strict: bool = False) -> str | None:
     (text in a table or sentence, which may be data): each field must be a number, a code word or
     a word the catalogue knows, so a product called "Good neighbours" is never half-translated."""
     cat = catalog(lang)
-    for rx, template, fields in _patterns(lang):
+    for rx, template, fields, quoted in _patterns(lang):
         m = rx.match(text)
         if m:
             groups = {f: m.group(f"f{i}") for i, f in enumerate(fields)}
-            if strict and not all(_CODE_VALUE.fullmatch(g) and (not g[:1].isalpha() or (None, g) in cat)
-                                  for g in groups.values()):
+            if strict and not all(f in quoted or _QUOTED.fullmatch(g)
+                                  or (_CODE_VALUE.fullmatch(g) and (not g[:1].isalpha() or (None, g) in cat))
+                                  for f, g in groups.items()):
                 continue
             plain = re.sub(r"\{(\w+)(![rsa])?(:[^}]*)?\}", r"{\1}", template)
             return plain.format(**{f: value(groups.get(f, "")) for f in groups})
