@@ -5,7 +5,7 @@ A report is written in English in the code (the notebook's Markdown cells, the t
 (``en`` or ``tr``). Translations live in gettext catalogues read with Babel,
 ``locale/<language>/<topic>.po``, one topic per notebook plus ``common``; the English text is the
 message id, so a catalogue reads as a side-by-side glossary and a missing translation falls back
-to English (and is recorded: :func:`untranslated`). Column names of tables (``revenue_share``)
+to English (and a pipeline run lists it in ``build/<dataset>/logs/<notebook>.untranslated.txt``). Column names of tables (``revenue_share``)
 are message ids with the context ``column``: ``locale/en/*.po`` gives their English label with
 its unit, ``locale/tr/*.po`` the Turkish one; ``{currency}`` in a label stands for the shop's
 currency symbol.
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["LANGUAGES", "use", "language", "t", "label", "value", "yes_no", "decimal", "percent", "money",
-           "date", "month", "format_value", "catalog", "untranslated", "block_ids", "translate_markdown",
+           "date", "month", "format_value", "catalog", "block_ids", "translate_markdown",
            "holiday_country", "currency", "currency_symbol", "check_holiday_country", "notebook_messages", "missing"]
 
 #: the languages a report can be published in, and the Babel locale of each
@@ -415,11 +415,6 @@ def translate_markdown(markdown: str, lang: str) -> str:
             _note_missing(block)
         out.append(found if found is not None else block)
     return "\n\n".join(out)
-
-
-def untranslated() -> list[str]:
-    """Texts looked up in this process that have no translation in the report language."""
-    return sorted(_missing)
 
 
 # --- charts ---------------------------------------------------------------------------------------

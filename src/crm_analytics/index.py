@@ -124,19 +124,17 @@ def _change(tile: Tile, before: Any, when: str | None) -> str:
 
 # --- the page -------------------------------------------------------------------------------------
 
-def _previous(dataset: str) -> tuple[dict[str, dict], str | None, list]:
-    """The metrics of the run before this one, when that run was, and what changed."""
+def _previous(dataset: str, metrics: dict[str, dict]) -> tuple[dict[str, dict], str | None, list]:
+    """The metrics of the run before the published *metrics*, when that run was, and what changed."""
     from crm_analytics import history
 
     before = history.previous(dataset)
     if not before:
         return {}, None, []
-    metrics, info = before["metrics"], before.get("run", {})
+    info = before.get("run", {})
     finished = info.get("finished_utc") or info.get("run_id")
     when = i18n.date(finished[:10]) if finished and finished[:4].isdigit() else None
-    from crm_analytics.summary import read_all_metrics
-
-    return metrics, when, history.changes(metrics, read_all_metrics(dataset))
+    return before["metrics"], when, history.changes(before["metrics"], metrics)
 
 
 def write_index(dataset: str) -> Path:
@@ -161,9 +159,9 @@ def render_index(dataset: str) -> Path:
     resolved = resolve_notebook_params(dataset)
     language = _dataset_value(resolved, "language", "en")
     i18n.use(language, currency=sources.currency(dataset))
-    metrics = summary.read_all_metrics(dataset)
+    metrics = history.current_metrics(dataset)
     statuses = {nb: _status(reports, nb) for nb in resolved["notebooks"]}
-    previous, when, changes = _previous(dataset)
+    previous, when, changes = _previous(dataset, metrics)
     failure = history.last_failure(dataset)
     failed = (failure or {}).get("notebook")
     alpha = (resolved.get("per_notebook") or {}).get("04_campaign_roi", {}).get("alpha", 0.05)

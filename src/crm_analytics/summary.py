@@ -18,7 +18,7 @@ from typing import Any
 
 from crm_analytics import paths
 
-__all__ = ["Tile", "Alert", "SUMMARY", "shop_numbers", "write_shop_numbers", "read_all_metrics", "lookup",
+__all__ = ["Tile", "Alert", "SUMMARY", "shop_numbers", "write_shop_numbers", "lookup",
            "tiles", "alerts", "campaign_arms"]
 
 #: tables that grow every day in a live shop: one whose newest record is old means a broken feed
@@ -126,13 +126,6 @@ def write_shop_numbers(dataset: str) -> Path:
     from crm_analytics.report import write_metrics
 
     return write_metrics(dataset, SUMMARY, shop_numbers(dataset))
-
-
-def read_all_metrics(dataset: str) -> dict[str, dict]:
-    """Every published metrics file of *dataset*: ``{file stem: metrics}``."""
-    folder = paths.metrics_dir(dataset)
-    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))} \
-        if folder.is_dir() else {}
 
 
 def lookup(metrics: dict[str, dict], source: str, key: str) -> Any:
