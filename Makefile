@@ -46,16 +46,16 @@ lab: $(SETUP)
 
 ## compare   What changed between two runs: make compare DATASET=<name> [A=<run> [B=<run>]] (default: the last two)
 compare: $(SETUP)
-	@$(PY) -m crm_analytics.history compare $(DATASET) $(A) $(B)
+	@$(PY) -m crm_analytics.reports.history compare $(DATASET) $(A) $(B)
 
 ## contacts  Import lists for a CRM or e-mail tool, contact details attached (personal data: data/contacts/, never reports/): make contacts DATASET=<name> [FORMAT=mailchimp|hubspot|generic] [OUT=<folder>]
 FORMAT ?= generic
 contacts: $(SETUP)
-	@$(PY) -m crm_analytics.crm_export $(DATASET) --format $(FORMAT) $(if $(OUT),--out "$(OUT)")
+	@$(PY) -m crm_analytics.pipeline.crm_export $(DATASET) --format $(FORMAT) $(if $(OUT),--out "$(OUT)")
 
 ## forget    Record an erasure request: make forget CUSTOMER=<id> DATASET=<name>
 forget: $(SETUP)
-	@$(PY) -m crm_analytics.erasure add $(DATASET) "$(CUSTOMER)"
+	@$(PY) -m crm_analytics.ingest.erasure add $(DATASET) "$(CUSTOMER)"
 	@if [ -d data/contacts/$(DATASET) ]; then echo "note: contact lists written before this request are in data/contacts/$(DATASET): run make contacts DATASET=$(DATASET) again (after make reports) or delete them"; fi
 
 ## clean     Remove reports, build files and derived data (keeps raw data and the virtualenv)
@@ -94,7 +94,7 @@ $(BUILD)/params/%.yaml: $(BUILD)/dataset.mk ;
 $(BUILD)/source.yaml: $(BUILD)/dataset.mk ;
 
 $(RAW)/_SUCCESS: $(BUILD)/source.yaml $(RAW_INPUTS) $(RAW_DEPS) | $(SETUP)
-	$(PY) -m crm_analytics.sources build $(DATASET)
+	$(PY) -m crm_analytics.ingest.sources build $(DATASET)
 
 # An input file that went missing after configure: configure names the params key and the path.
 ifneq ($(strip $(RAW_INPUTS)),)
@@ -109,5 +109,5 @@ $(REPORTS)/$(1).html: notebooks/$(1).ipynb $(BUILD)/params/$(1).yaml $(DEPS_$(1)
 endef
 $(foreach nb,$(NOTEBOOKS),$(eval $(call NOTEBOOK_RULE,$(nb))))
 
-$(REPORTS)/index.html: $(foreach nb,$(NOTEBOOKS),$(REPORTS)/$(nb).html) $(BUILD)/dataset.mk src/crm_analytics/index.py src/crm_analytics/summary.py src/crm_analytics/history.py $(LOCALE)
+$(REPORTS)/index.html: $(foreach nb,$(NOTEBOOKS),$(REPORTS)/$(nb).html) $(BUILD)/dataset.mk src/crm_analytics/reports/index.py src/crm_analytics/reports/summary.py src/crm_analytics/reports/history.py $(LOCALE)
 	@$(PY) -m crm_analytics.pipeline index $(DATASET)

@@ -75,8 +75,8 @@ def project(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def ci_root(tmp_path_factory) -> Path:
     """A project root holding the generated `ci` world's raw data (built once per session)."""
-    from crm_analytics.params import load_params
-    from crm_analytics.sources import validate_source
+    from crm_analytics.ingest.params import load_params
+    from crm_analytics.ingest.sources import validate_source
 
     root = tmp_path_factory.mktemp("ci_project")
     shutil.copytree(REPO / "params", root / "params")
@@ -86,7 +86,7 @@ def ci_root(tmp_path_factory) -> Path:
     os.environ["CRM_ANALYTICS_ROOT"] = str(root)
     try:
         source = validate_source("ci", load_params("ci")["shared"]["source"], "params/ci.yaml")
-        from crm_analytics.sources import build_raw
+        from crm_analytics.ingest.sources import build_raw
 
         build_raw("ci", source)
     finally:
@@ -101,7 +101,7 @@ def ci_root(tmp_path_factory) -> Path:
 def ci_clean(ci_root, tmp_path_factory) -> dict:
     """The `ci` world's clean tables, as notebook 01 makes them (collected in memory once per session;
     a fresh clone has no data/interim). Shared: tests must not change them in place."""
-    from crm_analytics.collect import collect
+    from crm_analytics.ingest.collect import collect
 
     root = tmp_path_factory.mktemp("ci_clean") / "root"
     shutil.copytree(ci_root, root)

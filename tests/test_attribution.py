@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crm_analytics.attribution import campaign_outcomes, pre_period_features
+from crm_analytics.models.attribution import campaign_outcomes, pre_period_features
 from crm_analytics.errors import DataContractError
 
 T0 = pd.Timestamp("2024-05-01 10:00", tz="UTC")

@@ -1,4 +1,4 @@
-"""Tests of crm_analytics.behaviour and crm_analytics.funnel: hand-made logs with known answers,
+"""Tests of crm_analytics.models.behaviour and crm_analytics.models.funnel: hand-made logs with known answers,
 an independent pandas funnel on the ci world, the ci truth, and the real external datasets."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from conftest import external_file
-from crm_analytics import behaviour as bh
-from crm_analytics import funnel as fn
-from crm_analytics import intent
-from crm_analytics.campaigns import newcombe_interval, wilson_interval
-from crm_analytics.cleaning import clean_tables
+from crm_analytics.models import behaviour as bh
+from crm_analytics.models import funnel as fn
+from crm_analytics.models import intent
+from crm_analytics.models.campaigns import newcombe_interval, wilson_interval
+from crm_analytics.ingest.cleaning import clean_tables
 from crm_analytics.errors import DataContractError, ParamsError
-from crm_analytics.formats import read_diginetica
-from crm_analytics.tables import ParquetTable
+from crm_analytics.ingest.formats import read_diginetica
+from crm_analytics.ingest.tables import ParquetTable
 
 T0 = pd.Timestamp("2024-03-01 10:00", tz="UTC")
 
@@ -259,8 +259,8 @@ def test_transitions_and_paths_on_a_known_log():
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ci_events(ci_root):
-    from crm_analytics.cleaning import clean_tables
-    from crm_analytics.sources import _with_lines
+    from crm_analytics.ingest.cleaning import clean_tables
+    from crm_analytics.ingest.sources import _with_lines
 
     path = ci_root / "data" / "raw" / "ci" / "events.parquet"
     raw = _with_lines(pd.read_parquet(path), path.name, first_line=1)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crm_analytics import behaviour_report as br
+from crm_analytics.reports import behaviour_report as br
 from crm_analytics import i18n
-from crm_analytics.behaviour import FUNNEL_STEPS
-from crm_analytics.funnel import biggest_leak, cart_abandonment, funnel
+from crm_analytics.models.behaviour import FUNNEL_STEPS
+from crm_analytics.models.funnel import biggest_leak, cart_abandonment, funnel
 
 
 def _sessions() -> pd.DataFrame:
@@ -130,7 +130,7 @@ def test_charts_over_time_have_dates_on_the_x_axis_and_mark_the_shopping_days():
                       "start_ts": pd.to_datetime(list(weeks.repeat(3)), utc=True) + pd.Timedelta(hours=30),
                       "converted": [True, False, False] * len(weeks)})
     s.loc[s.index[-1], "start_ts"] = pd.Timestamp("2026-01-04 20:00", tz="UTC")
-    from crm_analytics.behaviour import conversion_change
+    from crm_analytics.models.behaviour import conversion_change
 
     i18n.use("en", holidays="TR")
     ax = br.plot_sessions_over_time(s)
@@ -143,7 +143,7 @@ def test_charts_over_time_have_dates_on_the_x_axis_and_mark_the_shopping_days():
 
 def test_metrics_follow_the_issue_contract():
     s = _sessions()
-    from crm_analytics.behaviour import conversion_rate
+    from crm_analytics.models.behaviour import conversion_rate
 
     m = br.metrics(sessions=len(s), views=300, mean_views=3.0, overall=conversion_rate(s),
                    by_visitor=None, funnel=funnel(s), abandonment=cart_abandonment(s), search=None,

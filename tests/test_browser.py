@@ -1,6 +1,6 @@
 """Published pages in a real browser: Playwright driving Debian's Chromium, offline.
 
-The first part exports small notebooks with :func:`crm_analytics.publish.export_html` and checks the page's
+The first part exports small notebooks with :func:`crm_analytics.reports.publish.export_html` and checks the page's
 one script (``templates/report/tables.js``): allowed by the Content-Security-Policy by its hash, long
 tables searchable (with the page language's casing rules) and sortable (numbers as the page's locale
 writes them), wide tables scrolling in their own box.
@@ -32,9 +32,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from crm_analytics import publish
+from crm_analytics.reports import publish
 from crm_analytics.errors import CrmAnalyticsError
-from crm_analytics.params import pipeline_notebooks
+from crm_analytics.ingest.params import pipeline_notebooks
 
 from conftest import copy_project
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics.campaign_report import channel_table, design_share, effects_table, segment_lifts
+from crm_analytics.reports.campaign_report import channel_table, design_share, effects_table, segment_lifts
 
 
 def _simulated(n=20000, seed=1):
@@ -54,8 +54,9 @@ def test_design_share_and_segment_lifts():
 
 
 def test_outcome_tables_show_each_outcome_in_its_own_units():
-    from crm_analytics import campaigns, i18n
-    from crm_analytics.campaign_report import (OUTCOME_TITLES, arm_label, outcome_table, percentage_points,
+    from crm_analytics import i18n
+    from crm_analytics.models import campaigns
+    from crm_analytics.reports.campaign_report import (OUTCOME_TITLES, arm_label, outcome_table, percentage_points,
                                                roi_percent)
 
     out = _simulated()

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from conftest import external_file
-from crm_analytics.campaigns import (arms_vs_control, balance_table, best_cutoff, campaign_effect,
+from crm_analytics.models.campaigns import (arms_vs_control, balance_table, best_cutoff, campaign_effect,
                                      class_transformation_uplift, holm, mde_proportion, mean_lift, newcombe_interval,
                                      profit_curve, proportion_lift, qini_coefficient, qini_curve,
                                      sample_size_proportion, srm_test, srm_test_multi, two_model_uplift, uplift_curve,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics.churn import (calibration_table, churn_labels, customer_features, fit_churn_model, lift_table,
+from crm_analytics.models.churn import (calibration_table, churn_labels, customer_features, fit_churn_model, lift_table,
                                  score_churn)
 
 
@@ -60,7 +60,7 @@ def test_score_churn_on_a_known_case():
 
 def test_features_have_labels_in_both_languages():
     from crm_analytics import i18n
-    from crm_analytics.churn import feature_label
+    from crm_analytics.models.churn import feature_label
 
     try:
         i18n.use("en")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_analytics.cleaning import clean_table, clean_tables, parse_timestamps
+from crm_analytics.ingest.cleaning import clean_table, clean_tables, parse_timestamps
 from crm_analytics.errors import DataContractError
 
 GOOD_TS = st.sampled_from(["2024-01-05T10:00:00Z", "2024-02-29T23:59:59+03:00", "2025-12-31 08:00:00"])
@@ -125,7 +125,7 @@ def test_personal_columns_are_pseudonymised_and_lines_of_test_orders_go_too():
 
 
 def test_cancellations_are_matched_to_the_earlier_line_they_cancel():
-    from crm_analytics.cleaning import match_cancellations
+    from crm_analytics.ingest.cleaning import match_cancellations
 
     lines = pd.DataFrame({
         "_customer_id": ["1", "1", "1", "2", None],
@@ -147,7 +147,8 @@ def test_a_timestamp_column_without_any_value_claims_no_format():
 
 
 def test_the_quality_tables_speak_the_report_language():
-    from crm_analytics import i18n, quality
+    from crm_analytics import i18n
+    from crm_analytics.reports import cleaning_report
 
     notes = {"inputs": [{"file": "orders.csv", "format": "csv", "encoding": "cp1254", "delimiter": ";", "decimal": ",",
                          "thousands": ".", "date_order": "day first",
@@ -155,23 +156,23 @@ def test_the_quality_tables_speak_the_report_language():
                          "numbers_how": "decimal comma: 5 values prove it, e.g. '12,50' in column 'Tutar'"}]}
     counts = {"orders": {"rows_in": 10, "rows_kept": 7, "rows_rejected": 2, "rows_duplicate": 1,
                          "rejects_by_reason": {"unparseable_order_ts": 1, "test_order": 1}}}
-    english = quality.input_formats_table(notes).iloc[0]
+    english = cleaning_report.input_formats_table(notes).iloc[0]
     assert (english["delimiter"], english["decimal"], english["date order"]) == ("semicolon", "comma", "day first")
-    assert quality.reason_words("non_positive_quantity") == "non positive quantity"
+    assert cleaning_report.reason_words("non_positive_quantity") == "non positive quantity"
     try:
         i18n.use("tr", currency="TRY")
-        row = quality.input_formats_table(notes).iloc[0]
+        row = cleaning_report.input_formats_table(notes).iloc[0]
         assert (row["delimiter"], row["decimal"], row["date order"]) == ("noktalı virgül", "virgül", "önce gün")
         assert row["how it was decided"] == ("ondalık virgül: 5 değer bunu kanıtlıyor, ör. 'Tutar' sütununda '12,50'; "
                                              "sipariş zamanı: önce gün: 3 değerde ilk alan 12'den büyük, ör. '13.01.2024'")
-        assert quality.reason_words("unparseable_order_ts") == "okunamayan tarih: sipariş zamanı"
-        assert quality.reason_words("test_order") == "test siparişi"
-        summary = quality.cleaning_summary(
+        assert cleaning_report.reason_words("unparseable_order_ts") == "okunamayan tarih: sipariş zamanı"
+        assert cleaning_report.reason_words("test_order") == "test siparişi"
+        summary = cleaning_report.cleaning_summary(
             {"headline": {"input rows": 10, "rows kept": 7, "share kept": 0.7, "customers identified": 5},
              "tables": counts, "customers_identified_in": "orders", "guest_lines": 0, "cancelled_lines": 0},
             source_kind="files").data
         assert "**10 satır geldi**" in summary and "**5 müşteri**" in summary and "%70,0" in summary
-        view = quality.customer_view_summary(pd.DataFrame({"orders": [2, 3, 0], "revenue": [1234.0, 10.0, 0.0],
+        view = cleaning_report.customer_view_summary(pd.DataFrame({"orders": [2, 3, 0], "revenue": [1234.0, 10.0, 0.0],
                                                            "buyer": [True, True, False]}))
         assert view.set_index("measure").loc["median revenue of buyers", "value"] == "₺622"
     finally:

@@ -1,4 +1,4 @@
-"""Tests of crm_analytics.clv: RFM summaries, BTYD fitters, scoring, CLV and holdout checks.
+"""Tests of crm_analytics.models.clv: RFM summaries, BTYD fitters, scoring, CLV and holdout checks.
 
 Yardsticks:
 
@@ -30,7 +30,8 @@ from lifetimes.utils import calibration_and_holdout_data, summary_data_from_tran
 from scipy.integrate import quad
 from scipy.special import gammaln
 
-from crm_analytics import clv, tables
+from crm_analytics.ingest import tables
+from crm_analytics.models import clv
 from crm_analytics.errors import CrmAnalyticsError, DataContractError, ModelFitError, ParamsError
 
 CAL_END = "1997-09-30"

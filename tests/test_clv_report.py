@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics import clv, clv_report
+from crm_analytics.models import clv
+from crm_analytics.reports import clv_report
 from crm_analytics.errors import ParamsError
 
 

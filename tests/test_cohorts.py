@@ -1,4 +1,4 @@
-"""Tests of crm_analytics.cohorts on a hand-built example and on the real Online Retail data."""
+"""Tests of crm_analytics.models.cohorts on a hand-built example and on the real Online Retail data."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import external_file
-from crm_analytics import cohorts
+from crm_analytics.models import cohorts
 from crm_analytics.errors import CrmAnalyticsError, DataContractError, ParamsError
 
 NAN = np.nan

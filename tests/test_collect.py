@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from crm_analytics import paths
-from crm_analytics.collect import collect
-from crm_analytics.erasure import add_request, apply_erasure, load_requests
+from crm_analytics.ingest.collect import collect
+from crm_analytics.ingest.erasure import add_request, apply_erasure, load_requests
 from crm_analytics.errors import ParamsError, SourceError
-from crm_analytics.identity import customers_360, stitch_events
-from crm_analytics.params import load_params
-from crm_analytics.sources import validate_source
+from crm_analytics.ingest.identity import customers_360, stitch_events
+from crm_analytics.ingest.params import load_params
+from crm_analytics.ingest.sources import validate_source
 
 from conftest import shop_params
 
@@ -41,7 +41,7 @@ def _write_shop(root):
 def test_a_users_export_through_the_generic_adapter(project):
     (project / "params" / "myshop.yaml").write_text(SHOP_PARAMS, encoding="utf-8")
     _write_shop(project)
-    from crm_analytics.sources import build_raw
+    from crm_analytics.ingest.sources import build_raw
 
     source = validate_source("myshop", load_params("myshop")["shared"]["source"], "params/myshop.yaml")
     build_raw("myshop", source)
@@ -68,7 +68,7 @@ def test_a_users_export_through_the_generic_adapter(project):
 def test_a_wrong_column_mapping_names_file_column_and_fix(project):
     (project / "params" / "myshop.yaml").write_text(SHOP_PARAMS.replace("Tutar}", "Toplam}"), encoding="utf-8")
     _write_shop(project)
-    from crm_analytics.sources import build_raw
+    from crm_analytics.ingest.sources import build_raw
 
     source = validate_source("myshop", load_params("myshop")["shared"]["source"], "params/myshop.yaml")
     build_raw("myshop", source)

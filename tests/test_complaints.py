@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from crm_analytics.campaigns import newcombe_interval, proportion_lift, wilson_interval
-from crm_analytics.complaints import (complaint_churn, repeat_complainers, repeated_faults, resolution_times,
+from crm_analytics.models.campaigns import newcombe_interval, proportion_lift, wilson_interval
+from crm_analytics.models.complaints import (complaint_churn, repeat_complainers, repeated_faults, resolution_times,
                                       satisfaction, ticket_volume)
 from crm_analytics.errors import CrmAnalyticsError, DataContractError
 

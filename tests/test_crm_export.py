@@ -13,9 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crm_analytics import crm_export, offers_report, paths, segmentation
-from crm_analytics.erasure import add_request
-from crm_analytics.privacy import pseudonymise
+from crm_analytics import paths
+from crm_analytics.models import segmentation
+from crm_analytics.reports import offers_report
+from crm_analytics.pipeline import crm_export
+from crm_analytics.ingest.erasure import add_request
+from crm_analytics.ingest.privacy import pseudonymise
 
 from conftest import REPO, shop_params
 
@@ -78,9 +81,9 @@ def shop(project, monkeypatch):
                          "consent_marketing: İzin", "01_data_cleaning", extra)
     (project / "params" / "myshop.yaml").write_text(params, encoding="utf-8")
     _write_raw(project)
-    from crm_analytics.collect import collect
-    from crm_analytics.params import load_params
-    from crm_analytics.sources import build_raw, validate_source
+    from crm_analytics.ingest.collect import collect
+    from crm_analytics.ingest.params import load_params
+    from crm_analytics.ingest.sources import build_raw, validate_source
 
     build_raw("myshop", validate_source("myshop", load_params("myshop")["shared"]["source"], "params/myshop.yaml"))
     collect("myshop")
@@ -242,7 +245,7 @@ def test_a_missing_secret_is_one_clear_message_and_creates_no_key(shop, monkeypa
 def test_a_missing_secret_from_the_command_line_exits_2_without_traceback(shop):
     env = {k: v for k, v in os.environ.items() if k != "CRM_ANALYTICS_SECRET"}
     env["CRM_ANALYTICS_ROOT"] = str(shop)
-    run = subprocess.run([sys.executable, "-m", "crm_analytics.crm_export", "myshop"], env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "crm_analytics.pipeline.crm_export", "myshop"], env=env, capture_output=True,
                          text=True, cwd=REPO, check=False)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.count("\n") == 1 and "CRM_ANALYTICS_SECRET" in run.stderr
@@ -272,8 +275,8 @@ def test_no_raw_data_no_customers_table_and_no_published_lists_say_what_to_do(pr
     assert "make data DATASET=ci" in capsys.readouterr().err
     assert crm_export.main(["cdnow"]) == 2  # a source without customers: nobody to contact
     assert "params/cdnow.yaml" in capsys.readouterr().err
-    from crm_analytics.params import load_params
-    from crm_analytics.sources import build_raw, validate_source
+    from crm_analytics.ingest.params import load_params
+    from crm_analytics.ingest.sources import build_raw, validate_source
 
     build_raw("ci", validate_source("ci", load_params("ci")["shared"]["source"], "params/ci.yaml"))
     assert crm_export.main(["ci"]) == 2
@@ -298,7 +301,7 @@ def ci_world(ci_root, tmp_path, monkeypatch):
     shutil.copytree(ci_root, root)
     monkeypatch.setenv("CRM_ANALYTICS_ROOT", str(root))
     monkeypatch.setenv("CRM_ANALYTICS_SECRET", SECRET)
-    from crm_analytics.collect import collect
+    from crm_analytics.ingest.collect import collect
 
     clean = collect("ci").result.tables["customers"]
     seg = pd.DataFrame({"customer_id": clean["customer_id"],

@@ -12,14 +12,15 @@ import pytest
 
 from conftest import external_file
 from crm_analytics import paths
-from crm_analytics.cleaning import clean_tables
-from crm_analytics.collect import collect, dataset_source
+from crm_analytics.ingest.cleaning import clean_tables
+from crm_analytics.ingest.collect import collect, dataset_source
 from crm_analytics.errors import DataContractError, ParamsError
-from crm_analytics.formats import ONLINE_SHOPPERS_COLUMNS, read_diginetica, read_online_shoppers
-from crm_analytics.index import write_index
-from crm_analytics.params import notebook_requires, resolve_notebook_params
-from crm_analytics.quality import cleaning_metrics, cleaning_summary, customer_view_summary
-from crm_analytics.sources import SOURCE_KINDS, behaviour_data, build_raw, validate_source
+from crm_analytics.ingest.formats import ONLINE_SHOPPERS_COLUMNS, read_diginetica, read_online_shoppers
+from crm_analytics.reports.index import write_index
+from crm_analytics.ingest.params import notebook_requires, resolve_notebook_params
+from crm_analytics.ingest.quality import cleaning_metrics
+from crm_analytics.reports.cleaning_report import cleaning_summary, customer_view_summary
+from crm_analytics.ingest.sources import SOURCE_KINDS, behaviour_data, build_raw, validate_source
 
 DIGINETICA = "diginetica/sample_train-item-views.csv"
 SHOPPERS = "online_shoppers/online_shoppers_intention.csv"

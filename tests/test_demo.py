@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics.contracts import SUMMARY_TABLES, TABLES
-from crm_analytics.demo import DIRT_RATES, TYPES, generate
+from crm_analytics.ingest.contracts import SUMMARY_TABLES, TABLES
+from crm_analytics.ingest.demo import DIRT_RATES, TYPES, generate
 from crm_analytics.errors import ParamsError
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_analytics.params import notebook_parameters, pipeline_notebooks
+from crm_analytics.ingest.params import notebook_parameters, pipeline_notebooks
 
 from conftest import copy_project, shop_params
 
@@ -107,7 +107,7 @@ def test_a_second_run_with_a_changed_input_shows_the_changes_on_the_summary(buil
         assert re.search(r"▼ down [\d.]+% since", index[tile.start():tile.start() + 600]), index[tile.start():][:600]
         changed = index.split("What changed since")[1]
         assert "Expected customer value, next 12 months" in changed
-        compare = subprocess.run([str(root / ".venv" / "bin" / "python"), "-m", "crm_analytics.history", "compare",
+        compare = subprocess.run([str(root / ".venv" / "bin" / "python"), "-m", "crm_analytics.reports.history", "compare",
                                   "ci"], cwd=root, capture_output=True, text=True,
                                  env={**os.environ, "CRM_ANALYTICS_ROOT": str(root)})
         assert compare.returncode == 0 and "clv.mean" in compare.stdout, compare.stdout + compare.stderr

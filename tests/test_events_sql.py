@@ -1,4 +1,4 @@
-"""The events in DuckDB (crm_analytics.events_sql) give what the pandas path gives: the same kept rows in
+"""The events in DuckDB (crm_analytics.ingest.events_sql) give what the pandas path gives: the same kept rows in
 the same order, the same rejects, counts, stitching, erasure, quality figures and customer view."""
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_analytics import quality
-from crm_analytics.cleaning import CleanResult, clean_tables
-from crm_analytics.contracts import PERSONAL_COLUMNS
-from crm_analytics.erasure import apply_erasure
+from crm_analytics.ingest import quality
+from crm_analytics.ingest.cleaning import CleanResult, clean_tables
+from crm_analytics.ingest.contracts import PERSONAL_COLUMNS
+from crm_analytics.ingest.erasure import apply_erasure
 from crm_analytics.errors import DataContractError
-from crm_analytics.events_sql import SqlEvents
-from crm_analytics.identity import customers_360, stitch_events
-from crm_analytics.privacy import _hmac_sha256
-from crm_analytics.sources import RawParquet, _with_lines
-from crm_analytics.tables import ParquetTable
+from crm_analytics.ingest.events_sql import SqlEvents
+from crm_analytics.ingest.identity import customers_360, stitch_events
+from crm_analytics.ingest.privacy import _hmac_sha256
+from crm_analytics.ingest.sources import RawParquet, _with_lines
+from crm_analytics.ingest.tables import ParquetTable
 
 KEY = b"test-key"
 
@@ -276,7 +276,7 @@ def test_tables_with_rules_of_their_own_are_refused():
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.text(alphabet="0123456789./: -TZt", max_size=22), min_size=1, max_size=40))
 def test_dotted_and_slashed_formats_skip_only_values_that_cannot_match(values):
-    from crm_analytics.dates import _parse_format
+    from crm_analytics.ingest.dates import _parse_format
 
     text = pd.Series(values + ["05.01.2024 10:00:00", "01/05/2024 10:00", "5.1.2024", "1/5/2024"], dtype="string")
     for fmt in ["%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%m/%d/%Y %H:%M", "%m/%d/%Y", "%d-%m-%y"]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics import feedback_report as fr
+from crm_analytics.reports import feedback_report as fr
 
 
 def test_rating_table_reads_as_stars_and_never_shows_minus_zero():
@@ -17,7 +17,8 @@ def test_rating_table_reads_as_stars_and_never_shows_minus_zero():
 
 
 def test_the_reader_sees_labels_with_units_in_english_and_turkish():
-    from crm_analytics import i18n, report
+    from crm_analytics import i18n
+    from crm_analytics.reports import report
 
     summary = pd.DataFrame({"reviews": [4], "mean_rating": [3.5], "share_1": [0.25], "share_2": [0], "share_3": [0.25],
                             "share_4": [0], "share_5": [0.5], "star_nps": [-0.0]}, index=["all"])

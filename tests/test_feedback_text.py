@@ -1,4 +1,4 @@
-"""Tests of crm_analytics.feedback_text: Turkish casing, language evidence, star labels, the sentiment
+"""Tests of crm_analytics.models.feedback_text: Turkish casing, language evidence, star labels, the sentiment
 model on hand-made, ci-world and real Turkish reviews, and rating/text mismatches."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from conftest import external_file
 from sklearn.exceptions import NotFittedError
 
-from crm_analytics import feedback_text as ft
+from crm_analytics.models import feedback_text as ft
 from crm_analytics.errors import DataContractError, ParamsError
 
 POSITIVE_TR = ["Ürün harika, çok memnun kaldım", "Kargo hızlı geldi, teşekkürler", "Kalitesi çok güzel, tavsiye ederim",

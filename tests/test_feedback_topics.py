@@ -1,4 +1,4 @@
-"""Tests of crm_analytics.feedback_topics: topic roots under Turkish suffixes, topic trends, keywords,
+"""Tests of crm_analytics.models.feedback_topics: topic roots under Turkish suffixes, topic trends, keywords,
 the star-based NPS by hand and falling ratings on planted products."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics import feedback_topics as fk
+from crm_analytics.models import feedback_topics as fk
 from crm_analytics.errors import DataContractError, ParamsError
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from crm_analytics import history
+from crm_analytics.reports import history
 from crm_analytics.errors import CrmAnalyticsError
-from crm_analytics.history import Change, changes
+from crm_analytics.reports.history import Change, changes
 
 DS = "hist"
 T0 = datetime(2026, 12, 3, 14, 15, 0, tzinfo=UTC)
@@ -46,7 +46,7 @@ def publish(root: Path, metrics: dict[str, dict], seconds: float = 1.5) -> None:
 
 def run_cli(*args: str) -> tuple[int, str, str]:
     """The history command line in a fresh process (environment inherited, so the root applies)."""
-    p = subprocess.run([sys.executable, "-m", "crm_analytics.history", *args],
+    p = subprocess.run([sys.executable, "-m", "crm_analytics.reports.history", *args],
                        check=False, capture_output=True, text=True, env=os.environ.copy(), timeout=60)
     return p.returncode, p.stdout, p.stderr
 
@@ -326,8 +326,8 @@ def test_the_failure_record_is_not_a_notebook_status_in_the_run(root):
      + "set params.date_format", ["ayse", "example.com", "line 3"], ["'order_ts'", "(e.g. …)", "params.date_format"]),
     ("contact ali.veli@example.org or +90 532 123 45 67 or 05321234567", ["ali.veli", "532", "1234567"], ["contact"]),
     ("tickets: 12 value(s) outside 1-5 on 2026-12-03", [], ["12 value(s)", "1-5", "2026-12-03"]),
-    (AttributeError("module 'crm_analytics.behaviour_report' has no attribute 'BREAKDOWN_LABELS'"), [],
-     ["'crm_analytics.behaviour_report'", "'BREAKDOWN_LABELS'"]),
+    (AttributeError("module 'crm_analytics.reports.behaviour_report' has no attribute 'BREAKDOWN_LABELS'"), [],
+     ["'crm_analytics.reports.behaviour_report'", "'BREAKDOWN_LABELS'"]),
     ("the shop's orders don't parse: 'Ali' 'CUST_0042'", ["Ali", "0042"], ["shop's orders don't parse"]),
     ("first line\nsecond line with ayse@example.com", ["second", "ayse"], ["first line"]),
 ])

@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from crm_analytics import paths
-from crm_analytics.collect import collect, dataset_source
+from crm_analytics.ingest.collect import collect, dataset_source
 from crm_analytics.errors import DataContractError, SourceError
-from crm_analytics.events_sql import SqlEvents
-from crm_analytics.quality import input_formats_table
-from crm_analytics.sources import _with_lines, build_raw
+from crm_analytics.ingest.events_sql import SqlEvents
+from crm_analytics.reports.cleaning_report import input_formats_table
+from crm_analytics.ingest.sources import _with_lines, build_raw
 
 N = 30
 COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]

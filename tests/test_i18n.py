@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from babel.messages.pofile import read_po
 
-from crm_analytics import i18n, report
+from crm_analytics import i18n
+from crm_analytics.reports import report
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -127,7 +128,7 @@ def test_holidays_and_shopping_days_are_marked_on_a_date_axis():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from crm_analytics import plots
+    from crm_analytics.reports import plots
 
     days = pd.date_range("2025-10-01", "2025-12-31")
     fig, ax = plt.subplots()

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics import next_action as na
+from crm_analytics.models import next_action as na
 from crm_analytics.errors import ParamsError
-from crm_analytics.params_rules import RULES
+from crm_analytics.ingest.params_rules import RULES
 
 
 def _action(name, discount=0.0, cost=1.0, audience="everyone"):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from crm_analytics.params import pipeline_notebooks
+from crm_analytics.ingest.params import pipeline_notebooks
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Tests of crm_analytics.offers: hand-made events, orders and customers with answers worked out by hand,
+"""Tests of crm_analytics.models.offers: hand-made events, orders and customers with answers worked out by hand,
 and the ci world against an independent pandas count."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics import offers as of
+from crm_analytics.models import offers as of
 from crm_analytics import paths
 from crm_analytics.errors import DataContractError, ParamsError
-from crm_analytics.tables import ParquetTable
+from crm_analytics.ingest.tables import ParquetTable
 
 AS_OF = "2025-02-01"  # window of 30 days: 2025-01-02 00:00 <= ts < 2025-02-01 00:00 (UTC)
 

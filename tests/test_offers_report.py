@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crm_analytics import next_action as na
-from crm_analytics import offers_report
+from crm_analytics.models import next_action as na
+from crm_analytics.reports import offers_report
 
 
 def _inputs():

@@ -10,14 +10,14 @@ import yaml
 from conftest import REPO
 
 from crm_analytics.errors import ParamsError
-from crm_analytics.params import (
+from crm_analytics.ingest.params import (
     check_type,
     check_value,
     notebook_parameters,
     pipeline_notebooks,
     resolve_notebook_params,
 )
-from crm_analytics.params_rules import (
+from crm_analytics.ingest.params_rules import (
     BEHAVIOUR_FEATURE_PREFIXES,
     BEHAVIOUR_FEATURES,
     RELATIONS,
@@ -130,7 +130,7 @@ def test_every_parameter_of_every_notebook_has_a_rule_its_default_obeys(notebook
     import ast
 
     for name, info in notebook_parameters(notebook).items():
-        assert name in RULES, f"{notebook}: parameter {name!r} has no rule in crm_analytics.params_rules.RULES"
+        assert name in RULES, f"{notebook}: parameter {name!r} has no rule in crm_analytics.ingest.params_rules.RULES"
         rule = RULES[name]
         assert info["type"] in rule.types, f"{notebook}: {name} is {info['type']}, its rule is for {rule.types}"
         default = ast.literal_eval(info["default"])
@@ -145,7 +145,8 @@ def test_every_parameter_of_every_notebook_has_a_rule_its_default_obeys(notebook
 def test_rules_agree_with_the_package():
     import inspect
 
-    from crm_analytics import clv_report, segmentation
+    from crm_analytics.models import segmentation
+    from crm_analytics.reports import clv_report
 
     assert RULES["time_unit"].problem("x").startswith(f"must be one of {sorted(clv_report.TIME_UNITS)}")
     source = inspect.getsource(segmentation.behaviour_features)

@@ -22,7 +22,7 @@ def _probe_notebook(project, *, switch: str = "fail: bool = False  # fail on pur
         nbformat.v4.new_markdown_cell("# Probe"),
         nbformat.v4.new_code_cell(f'dataset: str = "ci"  # dataset\n{switch}\nvalue: int = 1  # a number',
                                   metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("from crm_analytics import report\nreport.write_metrics(dataset, '02_probe', {'value': value})"),
+        nbformat.v4.new_code_cell("from crm_analytics.reports import report\nreport.write_metrics(dataset, '02_probe', {'value': value})"),
         nbformat.v4.new_code_cell(last_cell),
     ]
     nbformat.write(nb, project / "notebooks" / "02_probe.ipynb")
@@ -74,7 +74,7 @@ def test_configure_writes_only_what_changed(project):
     configure("probe")
     assert "value: 5" in p.read_text()
     assert "NOTEBOOKS := 02_probe" in mk.read_text()
-    assert "src/crm_analytics/report.py" in mk.read_text()
+    assert "src/crm_analytics/reports/report.py" in mk.read_text()
 
 
 def test_cli_reports_a_user_error_in_one_line(project, capsys):
@@ -121,7 +121,7 @@ def test_a_second_run_of_a_running_notebook_stops_at_once_and_touches_nothing(pr
 
 
 def test_raw_data_is_built_by_one_process_at_a_time(project, capsys):
-    from crm_analytics import sources
+    from crm_analytics.ingest import sources
     from crm_analytics.locks import sole_run
 
     _probe_notebook(project)
@@ -155,13 +155,13 @@ def test_write_if_changed(tmp_path):
     (0.000123456, "0.0001235"), (12.5, "12.50"), (float("nan"), "–"), (None, "–"), ("Champions", "Champions"),
 ])
 def test_report_number_never_uses_scientific_notation(value, text):
-    from crm_analytics.report import number
+    from crm_analytics.reports.report import number
 
     assert number(value) == text
 
 
 def test_report_p_value():
-    from crm_analytics.report import p_value
+    from crm_analytics.reports.report import p_value
 
     assert [p_value(v) for v in (4.68e-05, 0.03127, 1.0, float("nan"))] == ["<0.0001", "0.0313", "1.0000", "–"]
 
@@ -169,7 +169,7 @@ def test_report_p_value():
 def test_report_styled_formats_numbers_and_p_values_and_leaves_text():
     import pandas as pd
 
-    from crm_analytics.report import styled
+    from crm_analytics.reports.report import styled
 
     df = pd.DataFrame({"segment": ["Champions", "Lost"], "revenue": [12361283.63, 0.5],
                        "chi2_p_value": [3.2e-12, 0.04], "share": [0.123456, 1.0]}, index=["a", "b"])
@@ -263,7 +263,7 @@ def test_make_lab_builds_the_ci_reports_before_starting_jupyter(tmp_path):
     assert "pip install" not in run.stdout  # set up once, not again
     jupyter = lines.index("jupyter-stub lab --notebook-dir=notebooks")
     ci_steps = [i for i, ln in enumerate(lines) if "crm_analytics.pipeline run ci " in ln or
-                "crm_analytics.pipeline index ci" in ln or "crm_analytics.sources build ci" in ln]
+                "crm_analytics.pipeline index ci" in ln or "crm_analytics.ingest.sources build ci" in ln]
     assert len(ci_steps) >= 3 and max(ci_steps) < jupyter, run.stdout
     assert "demo" not in run.stdout.replace("DATASET=demo", "")
 
@@ -278,7 +278,7 @@ def test_a_turkish_run_publishes_translated_text_and_lists_what_is_left_in_engli
         nbformat.v4.new_markdown_cell("# Probe\n\n## Provenance\n\n## A heading nobody translated"),
         nbformat.v4.new_code_cell('dataset: str = "ci"  # dataset\nlanguage: str = "en"  # language',
                                   metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("from IPython.display import display\nfrom crm_analytics import i18n, report\n"
+        nbformat.v4.new_code_cell("from IPython.display import display\nfrom crm_analytics import i18n\nfrom crm_analytics.reports import report\n"
                                   "i18n.use(language)\nreport.write_metrics(dataset, '02_probe', {'value': 1})\n"
                                   "display(report.md('yes'))\ndisplay(report.md('A sentence nobody translated'))"),
     ]

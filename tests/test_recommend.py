@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics import baskets
-from crm_analytics import recommend as rec
+from crm_analytics.models import baskets
+from crm_analytics.models import recommend as rec
 from crm_analytics.errors import ParamsError
 
 
@@ -176,7 +176,7 @@ def test_frequent_pairs_equal_mlxtends_fpgrowth():
     import scipy.sparse as sp
     from mlxtend.frequent_patterns import fpgrowth
 
-    from crm_analytics.baskets import _frequent_pairs
+    from crm_analytics.models.baskets import _frequent_pairs
 
     rng = np.random.default_rng(3)
     dense = rng.random((300, 12)) < rng.uniform(0.02, 0.4, 12)

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics import recommend as rec
-from crm_analytics import recommend_eval as ev
+from crm_analytics.models import recommend as rec
+from crm_analytics.models import recommend_eval as ev
 from crm_analytics.errors import DataContractError, ParamsError
 
 
@@ -117,8 +117,8 @@ def test_tune_never_reads_the_test_period():
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ci_clean(ci_root):
-    from crm_analytics.cleaning import clean_tables
-    from crm_analytics.sources import _with_lines
+    from crm_analytics.ingest.cleaning import clean_tables
+    from crm_analytics.ingest.sources import _with_lines
 
     raw = {}
     for name in ("orders", "order_lines", "products", "events"):
@@ -149,7 +149,7 @@ def test_evaluation_runs_on_the_ci_world_and_ease_is_not_worse_than_popularity(c
 
 def test_report_tables_name_the_recommenders_and_label_every_column_in_both_languages():
     from crm_analytics import i18n
-    from crm_analytics import personalisation_report as pr
+    from crm_analytics.reports import personalisation_report as pr
 
     metrics = pd.DataFrame({"hit_rate": [0.2, 0.3], "hit_rate_low": [0.1, 0.2], "hit_rate_high": [0.3, 0.4],
                             "precision": [0.02, 0.03], "recall": [0.1, 0.2], "ndcg": [0.1, 0.2],

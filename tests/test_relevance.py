@@ -1,4 +1,4 @@
-"""Tests of crm_analytics.relevance: hand-made frames with answers worked out by hand, and the ci world
+"""Tests of crm_analytics.models.relevance: hand-made frames with answers worked out by hand, and the ci world
 against an independent pandas computation and the generator's truth (who has the app)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics import relevance as rv
+from crm_analytics.models import relevance as rv
 from crm_analytics.errors import DataContractError, ParamsError
-from crm_analytics.tables import ParquetTable
+from crm_analytics.ingest.tables import ParquetTable
 
 T0 = pd.Timestamp("2024-03-04 08:00", tz="UTC")  # a Monday
 NAT = pd.NaT
@@ -270,7 +270,7 @@ def test_without_campaigns_everyone_gets_email_with_unknown_relevance_and_purcha
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ci_world(ci_clean, ci_root):
-    from crm_analytics.params import load_params
+    from crm_analytics.ingest.params import load_params
 
     truth = pd.read_parquet(ci_root / "data" / "raw" / "ci" / "truth_customers.parquet")
     return ci_clean, truth, load_params("ci")["shared"]["timezone"]

@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 
 from crm_analytics import paths
-from crm_analytics.cleaning import clean_tables
-from crm_analytics.collect import collect, dataset_source, ignored_archive_members
-from crm_analytics.contracts import EVALUATION_TABLES, TABLES
+from crm_analytics.ingest.cleaning import clean_tables
+from crm_analytics.ingest.collect import collect, dataset_source, ignored_archive_members
+from crm_analytics.ingest.contracts import EVALUATION_TABLES, TABLES
 from crm_analytics.errors import DataContractError, ParamsError, SourceError
-from crm_analytics.params import REQUIREMENTS, notebook_requires, resolve_notebook_params
-from crm_analytics.review_sources import (read_review_file, read_review_sentences, read_reviews_en, read_reviews_tr,
+from crm_analytics.ingest.params import REQUIREMENTS, notebook_requires, resolve_notebook_params
+from crm_analytics.ingest.review_sources import (read_review_file, read_review_sentences, read_reviews_en, read_reviews_tr,
                                           stray_archive_member)
-from crm_analytics.sources import SOURCE_KINDS, build_raw, external_inputs, review_data, validate_source
+from crm_analytics.ingest.sources import SOURCE_KINDS, build_raw, external_inputs, review_data, validate_source
 
 from conftest import EXTERNAL, copy_project, external_file
 

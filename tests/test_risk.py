@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crm_analytics.campaigns import wilson_interval
+from crm_analytics.models.campaigns import wilson_interval
 from crm_analytics.errors import CrmAnalyticsError, DataContractError
-from crm_analytics.risk import flag_anomalies, return_cancel_rates, robust_z
+from crm_analytics.models.risk import flag_anomalies, return_cancel_rates, robust_z
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 D = pd.Timedelta(days=1)

@@ -23,8 +23,8 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from crm_analytics import plots, publish, report
-from crm_analytics.params import pipeline_notebooks
+from crm_analytics.reports import plots, publish, report
+from crm_analytics.ingest.params import pipeline_notebooks
 
 from conftest import REPO, copy_project
 

@@ -1,4 +1,4 @@
-"""Tests of crm_analytics.segmentation against independent computations and known truths."""
+"""Tests of crm_analytics.models.segmentation against independent computations and known truths."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from scipy import stats
 from sklearn.metrics import adjusted_rand_score
 
 from conftest import external_file
-from crm_analytics import segmentation as seg
+from crm_analytics.models import segmentation as seg
 from crm_analytics.errors import CrmAnalyticsError, DataContractError, ParamsError
 
 DAY = pd.Timedelta(days=1)

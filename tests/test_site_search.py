@@ -1,4 +1,4 @@
-"""Tests of crm_analytics.site_search: Turkish normalisation and search measures on known logs and the ci world."""
+"""Tests of crm_analytics.models.site_search: Turkish normalisation and search measures on known logs and the ci world."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from crm_analytics import behaviour as bh
-from crm_analytics import site_search as ss
-from crm_analytics.campaigns import wilson_interval
+from crm_analytics.models import behaviour as bh
+from crm_analytics.models import site_search as ss
+from crm_analytics.models.campaigns import wilson_interval
 
 T0 = pd.Timestamp("2024-03-01 10:00", tz="UTC")
 
@@ -82,8 +82,8 @@ def test_viewed_not_bought_and_search_conversion():
 
 
 def test_ci_zero_result_share_matches_pandas_and_truth(ci_root):
-    from crm_analytics.cleaning import clean_tables
-    from crm_analytics.sources import _with_lines
+    from crm_analytics.ingest.cleaning import clean_tables
+    from crm_analytics.ingest.sources import _with_lines
 
     path = ci_root / "data" / "raw" / "ci" / "events.parquet"
     events = clean_tables({"events": _with_lines(pd.read_parquet(path), path.name, first_line=1)},

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics.cleaning import clean_tables
+from crm_analytics.ingest.cleaning import clean_tables
 from crm_analytics.errors import ParamsError, SourceError
-from crm_analytics.formats import NON_PRODUCT_CODES, read_hillstrom, read_online_retail, read_table_file
-from crm_analytics.quality import cleaning_metrics
-from crm_analytics.sources import build_raw, read_source, validate_source
+from crm_analytics.ingest.formats import NON_PRODUCT_CODES, read_hillstrom, read_online_retail, read_table_file
+from crm_analytics.ingest.quality import cleaning_metrics
+from crm_analytics.ingest.sources import build_raw, read_source, validate_source
 
 from conftest import external_file
 

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics import history, i18n, paths, summary
-from crm_analytics.index import render_index, write_index
+from crm_analytics import i18n, paths
+from crm_analytics.reports import history, summary
+from crm_analytics.reports.index import render_index, write_index
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Tests of crm_analytics.tables helpers: the thread's local Ibis DuckDB and the clean orders' order."""
+"""Tests of crm_analytics.ingest.tables helpers: the thread's local Ibis DuckDB and the clean orders' order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from crm_analytics.tables import by_customer, local_ibis, sorted_keys
+from crm_analytics.ingest.tables import by_customer, local_ibis, sorted_keys
 
 
 def _views(db) -> set[str]:

@@ -1,7 +1,7 @@
 """The reports in the reader's language: Turkish or English words, numbers, money and dates.
 
 A report is written in English in the code (the notebook's Markdown cells, the templates of
-:func:`crm_analytics.report.md`, chart titles) and published in the dataset's ``language``
+:func:`crm_analytics.reports.report.md`, chart titles) and published in the dataset's ``language``
 (``en`` or ``tr``). Translations live in gettext catalogues read with Babel,
 ``locale/<language>/<topic>.po``, one topic per notebook plus ``common``; the English text is the
 message id, so a catalogue reads as a side-by-side glossary and a missing translation falls back

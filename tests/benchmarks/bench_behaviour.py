@@ -34,8 +34,8 @@ def _peak_mb() -> float:
 
 
 def _ours(path: Path) -> dict:
-    from crm_analytics import behaviour, funnel
-    from crm_analytics.tables import ParquetTable
+    from crm_analytics.models import behaviour, funnel
+    from crm_analytics.ingest.tables import ParquetTable
 
     t0 = time.perf_counter()
     sess = behaviour.sessions(ParquetTable(path))

@@ -15,7 +15,7 @@ def _purchases() -> pd.DataFrame:
     """Purchases of the big world as notebook 03 reads them: the clean orders (sorted by customer),
     purchases only. Cleans the world first if no benchmark has yet."""
     big_world()
-    from crm_analytics.tables import purchases
+    from crm_analytics.ingest.tables import purchases
 
     clean = BENCH_ROOT / "data" / "interim" / BIG / "orders.parquet"
     if not clean.exists():
@@ -54,7 +54,7 @@ def _side_by_side(times: list[float], ref_times: list[float]) -> dict:
 
 
 def clv_summary_1m() -> dict:
-    from crm_analytics.clv import rfm_summary
+    from crm_analytics.models.clv import rfm_summary
 
     o = _purchases()
     rfm_summary(o.head(1000), freq="D", freq_multiplier=7)  # both sides warmed up (imports, first query)
@@ -84,7 +84,7 @@ def clv_summary_1m() -> dict:
 def bgnbd_fit_1m() -> dict:
     from lifetimes import BetaGeoFitter
 
-    from crm_analytics.clv import fit_bgnbd, rfm_summary
+    from crm_analytics.models.clv import fit_bgnbd, rfm_summary
 
     s = rfm_summary(_purchases(), freq="D", freq_multiplier=7)
     t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def bgnbd_fit_1m() -> dict:
 def pareto_fit_1m() -> dict:
     from lifetimes import ParetoNBDFitter
 
-    from crm_analytics.clv import fit_pareto_nbd, rfm_summary
+    from crm_analytics.models.clv import fit_pareto_nbd, rfm_summary
 
     s = rfm_summary(_purchases(), freq="D", freq_multiplier=7)
     t0 = time.perf_counter()

@@ -18,7 +18,7 @@ def sentiment_tr() -> dict:
     """Star labels → :class:`SentimentModel` fit on every labelled review (language detected from the
     text) → P(positive) and mismatches for every review, timed against the issue's goal (2 minutes on
     2 cores)."""
-    from crm_analytics.feedback_text import SentimentModel, mismatch_share, sentiment_labels
+    from crm_analytics.models.feedback_text import SentimentModel, mismatch_share, sentiment_labels
 
     source = paths.external_dir() / "reviews_tr" / "shoppingwords_reviews.csv.gz"
     t0 = time.perf_counter()

@@ -35,7 +35,7 @@ def big_world() -> Path:
 
 
 def demo_generate_20k() -> dict:
-    from crm_analytics.demo import generate
+    from crm_analytics.ingest.demo import generate
 
     out = BENCH_ROOT / "tmp_demo_20k"
     shutil.rmtree(out, ignore_errors=True)
@@ -49,7 +49,7 @@ def demo_generate_20k() -> dict:
 
 def demo_generate_1m() -> dict:
     big_world()
-    from crm_analytics.sources import build_raw
+    from crm_analytics.ingest.sources import build_raw
 
     t0 = time.perf_counter()
     build_raw(BIG, {"kind": "demo", "n_customers": 1_000_000, "seed": 42, "start_date": "2024-01-01",
@@ -66,7 +66,7 @@ def cleaning_1m() -> dict:
     big_world()
     if not (BENCH_ROOT / "data" / "raw" / BIG / "_SUCCESS").exists():
         demo_generate_1m()
-    from crm_analytics.collect import collect
+    from crm_analytics.ingest.collect import collect
 
     t0 = time.perf_counter()
     c = collect(BIG)

@@ -20,8 +20,8 @@ def recommend_1m() -> dict:
     """Clean orders, order lines and product views of the big world → interactions (DuckDB via Ibis)
     → EASE fit → top-10 new products with reasons for every customer, timed against the issue's goal
     (5 minutes, 8 GB on 2 cores)."""
-    from crm_analytics import recommend as rec
-    from crm_analytics.tables import ParquetTable
+    from crm_analytics.models import recommend as rec
+    from crm_analytics.ingest.tables import ParquetTable
 
     big_world()
     interim = BENCH_ROOT / "data" / "interim" / BIG

@@ -24,7 +24,7 @@ def _pandas_rfm(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 def rfm_segments_clusters_1m() -> dict:
     """RFM table (timed against a pandas groupby, median of RUNS runs each, both warmed up) and the
     whole step: RFM + scores + named segments + k-means clusters on log RFM (timed against the 30 s goal)."""
-    from crm_analytics import segmentation
+    from crm_analytics.models import segmentation
 
     o = _purchases()
     orders = o.assign(status="completed")

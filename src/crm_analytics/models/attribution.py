@@ -1,0 +1,138 @@
+"""Attribution: each campaign assignment joined to what the customer did inside the campaign's
+attribution window — the outcome table that campaign effects are measured on.
+
+The window starts at the campaign's start (the send time of the treatment group is not used:
+control customers get no send, and starting both groups at the same moment keeps them
+comparable) and lasts ``attribution_days``; a campaign with an ``end_ts`` earlier than that
+is still measured over the full window, since late purchases are part of the effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crm_analytics.errors import DataContractError
+from crm_analytics.ingest.tables import purchases
+
+__all__ = ["campaign_outcomes", "pre_period_features", "snapshot_features", "uplift_features"]
+
+DAY = pd.Timedelta(days=1)
+
+
+def _window_join(assign: pd.DataFrame, facts: pd.DataFrame, ts_col: str, days: float) -> pd.DataFrame:
+    """Rows of *facts* (customer_id, ts_col, ...) that fall in each assignment's window."""
+    j = assign[["campaign_id", "customer_id", "window_start"]].merge(facts, on="customer_id")
+    inside = (j[ts_col] >= j["window_start"]) & (j[ts_col] < j["window_start"] + days * DAY)
+    return j[inside]
+
+
+def campaign_outcomes(tables: dict[str, pd.DataFrame], *, attribution_days: float = 14.0) -> pd.DataFrame:
+    """One row per (campaign, customer): group, variant, opened, clicked, converted, orders, revenue, visited.
+
+    Raises
+    ------
+    DataContractError
+        When the dataset has no campaigns or assignments.
+    """
+    campaigns, assign = tables.get("campaigns"), tables.get("campaign_assignments")
+    if campaigns is None or assign is None or not len(assign):
+        raise DataContractError("this dataset has no campaigns or campaign assignments: campaign effects need the "
+                                "campaigns and campaign_assignments tables")
+    a = assign.merge(campaigns[["campaign_id", "start_ts"]], on="campaign_id", how="left")
+    a = a.rename(columns={"start_ts": "window_start"})
+    out = a[["campaign_id", "customer_id", "group", "variant"]].copy()
+    out["variant"] = out["variant"].fillna(out["group"])
+    out["opened"] = a["opened_ts"].notna().to_numpy()
+    out["clicked"] = a["clicked_ts"].notna().to_numpy()
+    key = ["campaign_id", "customer_id"]
+    bought = purchases(tables["orders"])[["customer_id", "order_ts", "order_total"]]
+    w = _window_join(a, bought, "order_ts", attribution_days)
+    agg = w.groupby(key).agg(orders=("order_total", "size"), revenue=("order_total", "sum"))
+    out = out.merge(agg, left_on=key, right_index=True, how="left")
+    out["orders"] = out["orders"].fillna(0).astype("int64")
+    out["revenue"] = out["revenue"].fillna(0.0)
+    out["converted"] = out["orders"] > 0
+    events = tables.get("events")
+    if events is not None and len(events):
+        sess = events[events["customer_id"].notna() & events["session_id"].notna()][["customer_id", "ts"]]
+        v = _window_join(a, sess, "ts", attribution_days).groupby(key).size().rename("visits")
+        out = out.merge(v, left_on=key, right_index=True, how="left")
+        out["visited"] = out["visits"].fillna(0) > 0
+        out = out.drop(columns="visits")
+    return out.reset_index(drop=True)
+
+
+def pre_period_features(tables: dict[str, pd.DataFrame], *, days: int = 180) -> pd.DataFrame:
+    """Per (campaign, customer): orders, revenue and days since last order in the *days* before the start.
+
+    Used to check that treatment and control were balanced before the campaign.
+    """
+    a = tables["campaign_assignments"].merge(tables["campaigns"][["campaign_id", "start_ts"]], on="campaign_id")
+    b = purchases(tables["orders"])[["customer_id", "order_ts", "order_total"]]
+    j = a[["campaign_id", "customer_id", "start_ts"]].merge(b, on="customer_id")
+    before = j[(j["order_ts"] < j["start_ts"]) & (j["order_ts"] >= j["start_ts"] - days * DAY)]
+    g = before.groupby(["campaign_id", "customer_id"])
+    f = pd.DataFrame({"pre_orders": g.size(), "pre_revenue": g["order_total"].sum()})
+    last = j[j["order_ts"] < j["start_ts"]].groupby(["campaign_id", "customer_id"])
+    rec = (last["start_ts"].first() - last["order_ts"].max()) / DAY
+    out = a[["campaign_id", "customer_id", "group"]].merge(f, left_on=["campaign_id", "customer_id"], right_index=True,
+                                                          how="left")
+    out = out.merge(rec.rename("pre_days_since_order"), left_on=["campaign_id", "customer_id"], right_index=True,
+                    how="left")
+    out[["pre_orders", "pre_revenue"]] = out[["pre_orders", "pre_revenue"]].fillna(0)
+    out["pre_days_since_order"] = out["pre_days_since_order"].fillna(np.inf).clip(upper=10 * days)
+    return out
+
+
+def uplift_features(tables: dict[str, pd.DataFrame], campaign_id: str, *, days: int = 180) -> pd.DataFrame:
+    """Features known before *campaign_id* started, one row per assigned customer (index customer_id):
+    :func:`snapshot_features` at the campaign's start."""
+    assigned = tables["campaign_assignments"]
+    ids = assigned.loc[assigned["campaign_id"] == campaign_id, "customer_id"]
+    start = tables["campaigns"].set_index("campaign_id").loc[campaign_id, "start_ts"]
+    return snapshot_features(tables, ids, start, days=days)
+
+
+def snapshot_features(tables: dict[str, pd.DataFrame], customer_ids: Any, as_of: pd.Timestamp, *,
+                      days: int = 180) -> pd.DataFrame:
+    """Features known before *as_of*, one row per customer of *customer_ids* (index customer_id, in that order).
+
+    Purchasing in the *days* before (``pre_orders``, ``pre_revenue``, ``pre_days_since_order``),
+    purchasing and browsing behaviour up to *as_of* (:func:`crm_analytics.models.churn.customer_features`,
+    without campaign history), age and gender, and the numeric or low-cardinality ``attr_*`` columns a
+    source carries (Hillstrom's history, recency, channel...). The same columns at a campaign's start
+    (to learn who responds) and today (to score who would respond now).
+    """
+    from crm_analytics.models.churn import customer_features
+
+    ids = pd.Index(customer_ids, name="customer_id")
+    b = purchases(tables["orders"])[["customer_id", "order_ts", "order_total"]]
+    b = b[b["order_ts"] < as_of]
+    recent = b[b["order_ts"] >= as_of - days * DAY].groupby("customer_id")
+    f = pd.DataFrame(index=ids)
+    f["pre_orders"] = recent.size().reindex(ids).fillna(0).to_numpy(dtype=float)
+    f["pre_revenue"] = recent["order_total"].sum().reindex(ids).fillna(0).to_numpy(dtype=float)
+    since = (as_of - b.groupby("customer_id")["order_ts"].max()) / DAY
+    f["pre_days_since_order"] = since.reindex(ids).fillna(np.inf).clip(upper=10 * days).to_numpy(dtype=float)
+    if len(b):
+        behaviour = customer_features({k: v for k, v in tables.items() if k != "campaign_assignments"},
+                                      as_of - pd.Timedelta(microseconds=1))
+        f = f.join(behaviour.drop(columns=[c for c in ("frequency", "monetary_total") if c in behaviour]))
+    cust = tables.get("customers")
+    if cust is not None and len(cust):
+        c = cust.drop_duplicates("customer_id").set_index("customer_id").reindex(f.index)
+        if "birth_date" in c and c["birth_date"].notna().any():
+            born = pd.to_datetime(c["birth_date"]).dt.tz_localize("UTC")
+            f["age"] = (as_of - born).dt.days / 365.25
+        if "gender" in c and c["gender"].notna().any():
+            f["female"] = (c["gender"] == "female").astype(float)
+        for col in [x for x in c.columns if x.startswith("attr_")]:
+            num = pd.to_numeric(c[col], errors="coerce")
+            if num.notna().mean() > 0.95:
+                f[col[5:]] = num
+            elif c[col].nunique() <= 12:
+                f = f.join(pd.get_dummies(c[col], prefix=col[5:], dtype=float))
+    return f
