@@ -54,4 +54,4 @@ def test_every_module_sits_in_a_stage_or_is_shared():
     shared = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert shared == ["__init__.py", "errors.py", "i18n.py", "locks.py", "paths.py"], shared
     stages = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists())
-    assert stages == sorted(s for s in STAGES[1:] if s != "features"), stages
+    assert stages == sorted(STAGES[1:]), stages
