@@ -1,4 +1,5 @@
-"""Tests of crm_analytics.models.clv: RFM summaries, BTYD fitters, scoring, CLV and holdout checks.
+"""Tests of crm_analytics.models.clv: RFM summaries (crm_analytics.features.summary, re-exported),
+BTYD fitters, scoring, CLV and holdout checks.
 
 Yardsticks:
 
@@ -32,6 +33,8 @@ from scipy.special import gammaln
 
 from crm_analytics.ingest import tables
 from crm_analytics.models import clv
+from crm_analytics.models.clv.histories import _histories
+from crm_analytics.models.clv.likelihoods import _BgnbdSums, _ll_bgnbd, _ll_mbgnbd, _ll_pareto
 from crm_analytics.errors import CrmAnalyticsError, DataContractError, ModelFitError, ParamsError
 
 CAL_END = "1997-09-30"
@@ -265,20 +268,20 @@ def test_pareto_loglik_equals_lifetimes_closed_form():
     T = np.r_[0.5, 39, 39, 20, 39, 39, 39, rng.uniform(1, 78, 200)]
     tx = np.where(x > 0, T * np.r_[0, 0, 1.0, 0.3, 0.9, 0.95, 0.99, rng.uniform(0, 1, 200)], 0.0)
     for params in ([0.55, 10.6, 0.61, 11.7], [0.55, 11.7, 0.61, 10.6], [0.8, 5.0, 1.3, 5.0], [2.0, 1.0, 0.2, 50.0]):
-        ours = clv._ll_pareto(np.array(params), clv._histories(x, tx, T))
+        ours = _ll_pareto(np.array(params), _histories(x, tx, T))
         ref = ParetoNBDFitter._conditional_log_likelihood(params, x, tx, T)
         ok = np.isfinite(ref)
         assert ok.mean() > 0.9
         np.testing.assert_allclose(ours[ok], ref[ok], rtol=1e-9, atol=1e-9)
         assert np.all(np.isfinite(ours))
     # the compressed evaluation path (distinct (x, tau) pairs) gives the same numbers
-    data = clv._histories(x, tx, T)
+    data = _histories(x, tx, T)
     p = np.array([0.55, 10.6, 0.61, 11.7])
-    np.testing.assert_allclose(clv._ll_pareto(p, clv._histories(x, tx, T, pairs=True)), clv._ll_pareto(p, data),
+    np.testing.assert_allclose(_ll_pareto(p, _histories(x, tx, T, pairs=True)), _ll_pareto(p, data),
                                rtol=1e-12)
     # continuity across alpha == beta (the two branches meet)
-    below = clv._ll_pareto(np.array([0.5, 10 - 1e-10, 0.6, 10.0]), data)
-    above = clv._ll_pareto(np.array([0.5, 10 + 1e-10, 0.6, 10.0]), data)
+    below = _ll_pareto(np.array([0.5, 10 - 1e-10, 0.6, 10.0]), data)
+    above = _ll_pareto(np.array([0.5, 10 + 1e-10, 0.6, 10.0]), data)
     np.testing.assert_allclose(below, above, rtol=1e-8)
     # independent check: A0 as the integral s * int_tx^T (alpha+u)^-(r+x) (beta+u)^-(s+1) du
     for r, alpha, s_, beta in ([0.55, 10.6, 0.61, 11.7], [2.0, 1.0, 0.2, 50.0]):
@@ -288,7 +291,7 @@ def test_pareto_loglik_equals_lifetimes_closed_form():
                             epsabs=0, epsrel=1e-13)[0]
             lik = np.exp(gammaln(r + xj) - gammaln(r)) * alpha**r * beta**s_ * (
                 (alpha + Tj) ** -(r + xj) * (beta + Tj) ** -s_ + s_ * integral)
-            ours = clv._ll_pareto(np.array([r, alpha, s_, beta]), clv._histories(x[j], tx[j], T[j]))[0]
+            ours = _ll_pareto(np.array([r, alpha, s_, beta]), _histories(x[j], tx[j], T[j]))[0]
             assert ours == pytest.approx(np.log(lik), rel=1e-10, abs=1e-10)
 
 
@@ -310,9 +313,9 @@ def test_analytic_gradient_equals_finite_differences(modified):
     T = rng.choice([10.0, 20.5, 31.0, 40.0], 400)
     tx = np.where(x > 0, rng.integers(0, 9, 400) / 8 * T, 0.0)
     w = rng.integers(1, 5, 400).astype(float)
-    h = clv._histories(x, tx, T)
-    loglik = clv._ll_mbgnbd if modified else clv._ll_bgnbd
-    sums = clv._BgnbdSums(h, w, modified)
+    h = _histories(x, tx, T)
+    loglik = _ll_mbgnbd if modified else _ll_bgnbd
+    sums = _BgnbdSums(h, w, modified)
     p = np.array([0.7, 3.0, 0.8, 2.5])
     ll, grad = sums(p)
     assert ll == pytest.approx(float(w @ loglik(p, h)), rel=1e-12)

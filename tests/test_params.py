@@ -180,8 +180,8 @@ def test_rules_agree_with_the_package():
     ("stale_after_days", -3, r"key 'stale_after_days' must be a whole number >= 0, got -3"),
     ("penalizer", float("nan"), r"key 'penalizer' must be a number >= 0, got nan"),
     # feature lists
-    ("cluster_features", "log_frequncy,channel_share_app", (r"key 'cluster_features' names unknown behaviour features "
-                                                             r"\['log_frequncy'\] \(did you mean 'log_frequency'\?\); "
+    ("cluster_features", "log_ordrs,channel_share_app", (r"key 'cluster_features' names unknown behaviour features "
+                                                             r"\['log_ordrs'\] \(did you mean 'log_orders'\?\); "
                                                              r"behaviour features are \[")),
     ("cluster_features", " , ", r"key 'cluster_features' must name at least one of the behaviour features"),
 ])
@@ -194,7 +194,7 @@ def test_a_value_against_its_rule_names_file_key_rule_and_value(project, key, va
 @pytest.mark.parametrize("key, value", [
     ("time_unit", "month"), ("as_of", ""), ("calibration_end", "1997-09-30"), ("date_format", "%d.%m.%Y %H:%M"),
     ("date_format", "%m/%d/%y"), ("date_format", "ISO8601"), ("date_format", ""), ("alpha", 0.1), ("margin_rate", 1),
-    ("cluster_features", "log_frequency, cat_share_books,channel_share_web"), ("k_min", 3), ("uplift_campaign", "C7"),
+    ("cluster_features", "log_orders, cat_share_books,channel_share_web"), ("k_min", 3), ("uplift_campaign", "C7"),
 ])
 def test_good_values_pass(project, key, value):
     _write(project, f"source: {{kind: cdnow}}\nnotebooks: {ALL}\n{key}: {json.dumps(value)}\n")

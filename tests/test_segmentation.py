@@ -1,4 +1,5 @@
-"""Tests of crm_analytics.models.segmentation against independent computations and known truths."""
+"""Tests of crm_analytics.models.segmentation (and the RFM table of crm_analytics.features.rfm it
+re-exports) against independent computations and known truths."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from scipy import stats
 from sklearn.metrics import adjusted_rand_score
 
 from conftest import external_file
+from crm_analytics.features import rfm as rfm_features
 from crm_analytics.models import segmentation as seg
+from crm_analytics.models.segmentation.demographics import _group_sort_key
 from crm_analytics.errors import CrmAnalyticsError, DataContractError, ParamsError
 
 DAY = pd.Timedelta(days=1)
@@ -56,16 +59,16 @@ def test_rfm_online_retail_matches_groupby(online_retail):
     g = lines.groupby("customer")
     want = pd.DataFrame({
         "recency_days": (as_of - g["ts"].max()).dt.total_seconds() / 86400,
-        "frequency": g["InvoiceNo"].nunique(),
-        "monetary": g["value"].sum(),
+        "orders": g["InvoiceNo"].nunique(),
+        "revenue": g["value"].sum(),
     })
     assert len(got) == len(want) == 4339  # customers with a valid purchase (UCI description: 4,372 incl. returns-only)
     assert list(got.index) == sorted(want.index)
     want = want.loc[got.index]
     np.testing.assert_allclose(got["recency_days"], want["recency_days"], atol=1e-9)
-    np.testing.assert_array_equal(got["frequency"], want["frequency"])
-    np.testing.assert_allclose(got["monetary"], want["monetary"], rtol=1e-9)
-    np.testing.assert_allclose(got["aov"], want["monetary"] / want["frequency"], rtol=1e-9)
+    np.testing.assert_array_equal(got["orders"], want["orders"])
+    np.testing.assert_allclose(got["revenue"], want["revenue"], rtol=1e-9)
+    np.testing.assert_allclose(got["aov"], want["revenue"] / want["orders"], rtol=1e-9)
 
 
 @pytest.mark.external
@@ -78,8 +81,8 @@ def test_rfm_online_retail_cut_at_as_of(online_retail):
     early = early[early["InvoiceNo"].map(inv_ts) <= as_of]
     g = early.groupby("customer")
     assert got.index.equals(pd.Index(sorted(g.groups), name="customer_id"))
-    np.testing.assert_array_equal(got["frequency"], g["InvoiceNo"].nunique().loc[got.index])
-    np.testing.assert_allclose(got["monetary"], g["value"].sum().loc[got.index], rtol=1e-9)
+    np.testing.assert_array_equal(got["orders"], g["InvoiceNo"].nunique().loc[got.index])
+    np.testing.assert_allclose(got["revenue"], g["value"].sum().loc[got.index], rtol=1e-9)
     assert (got["last_purchase"] <= as_of).all()
 
 
@@ -110,12 +113,12 @@ def test_rfm_cdnow_matches_groupby(as_of):
     g = sub.groupby("master_id")
     assert got.index.equals(pd.Index(sorted(g.groups), name="customer_id"))
     np.testing.assert_allclose(got["recency_days"], ((cut - g["ts"].max()) / DAY).loc[got.index])
-    np.testing.assert_array_equal(got["frequency"], g.size().loc[got.index])
-    np.testing.assert_allclose(got["monetary"], g["dollars"].sum().loc[got.index], rtol=1e-12)
+    np.testing.assert_array_equal(got["orders"], g.size().loc[got.index])
+    np.testing.assert_allclose(got["revenue"], g["dollars"].sum().loc[got.index], rtol=1e-12)
     assert (got["first_purchase"] == g["ts"].min().loc[got.index]).all()
     if as_of == "1998-07-01":
         assert len(got) == 2357  # the published size of the CDNOW sample
-        assert got["frequency"].sum() == 6919
+        assert got["orders"].sum() == 6919
 
 
 def test_rfm_excludes_cancelled_anonymous_and_later_orders():
@@ -129,10 +132,21 @@ def test_rfm_excludes_cancelled_anonymous_and_later_orders():
     ])
     r = seg.rfm_table(o, "2024-01-21")
     assert list(r.index) == ["a", "c"]
-    assert r.loc["a", "frequency"] == 2 and r.loc["a", "monetary"] == 40.0 and r.loc["a", "aov"] == 20.0
+    assert r.loc["a", "orders"] == 2 and r.loc["a", "revenue"] == 40.0 and r.loc["a", "aov"] == 20.0
     assert r.loc["a", "recency_days"] == 10.0 and r.loc["c", "recency_days"] == 0.5
     assert str(r["last_purchase"].dt.tz) == "UTC"
     assert seg.rfm_table(o, "2023-01-01").empty
+
+
+def test_rfm_table_speaks_the_feature_vocabulary():
+    """One RFM table (features.rfm), re-exported by segmentation, in the names of crm_analytics.features:
+    ``orders`` and ``revenue``; ``frequency`` is left to the BTYD summary."""
+    assert seg.rfm_table is rfm_features.rfm_table and seg.RFM_COLUMNS is rfm_features.RFM_COLUMNS
+    o = _orders([("1", "a", "2024-01-01", "completed", 10.0), ("2", "b", "2024-01-03", "returned", 5.0)])
+    r = seg.rfm_table(o, "2024-01-04")
+    assert list(r.columns) == seg.RFM_COLUMNS == ["recency_days", "orders", "revenue", "aov", "first_purchase",
+                                                  "last_purchase"]
+    assert r.attrs["as_of"] == "2024-01-04T00:00:00+00:00"
 
 
 def test_rfm_table_errors():
@@ -160,14 +174,14 @@ def test_rfm_table_is_fast():
     start = time.perf_counter()
     r = seg.rfm_table(o, "2024-12-31")
     assert time.perf_counter() - start < 5.0  # ~0.3 s here; 1 M customers / 2.8 M orders take ~1 s
-    assert r["frequency"].sum() == int((o["status"] != "cancelled").sum())
+    assert r["orders"].sum() == int((o["status"] != "cancelled").sum())
 
 
 # --------------------------------------------------------------------------------------------
 # scores
 # --------------------------------------------------------------------------------------------
 def _rfm(rec, freq, mon):
-    return pd.DataFrame({"recency_days": rec, "frequency": freq, "monetary": mon},
+    return pd.DataFrame({"recency_days": rec, "orders": freq, "revenue": mon},
                         index=pd.Index([f"c{i}" for i in range(len(rec))], name="customer_id"))
 
 
@@ -211,7 +225,7 @@ def test_scores_mostly_single_purchase():
 
 
 def test_scores_reject_missing_values():
-    with pytest.raises(DataContractError, match="frequency"):
+    with pytest.raises(DataContractError, match="orders"):
         seg.rfm_scores(_rfm([1.0, 2.0], [1, None], [3.0, 4.0]))
     with pytest.raises(ParamsError, match="bins"):
         seg.rfm_scores(_rfm([1.0], [1], [3.0]), bins=1)
@@ -312,7 +326,7 @@ def test_assign_segments_rejects_bad_scores():
 def test_segment_summary_known_numbers():
     df = pd.DataFrame({
         "segment": pd.Categorical(["B", "A", "A", "B", "B"], categories=["A", "B", "C"]),
-        "frequency": [1, 2, 4, 1, 2], "monetary": [10.0, 20.0, 40.0, 30.0, 0.0],
+        "orders": [1, 2, 4, 1, 2], "revenue": [10.0, 20.0, 40.0, 30.0, 0.0],
         "recency_days": [10.0, 2.0, 4.0, 30.0, 20.0],
     })
     s = seg.segment_summary(df)
@@ -414,7 +428,7 @@ def test_behaviour_features_hand_example():
                             "opened_ts": pd.to_datetime(["2024-06-12", "2024-08-01"], utc=True)})
     f = seg.behaviour_features(orders, lines, products, ev, tickets, "2024-07-01")
     c1, c2 = f.loc["c1"], f.loc["c2"]
-    assert c1["log_frequency"] == pytest.approx(np.log1p(2)) and c1["log_monetary"] == pytest.approx(np.log1p(400))
+    assert c1["log_orders"] == pytest.approx(np.log1p(2)) and c1["log_revenue"] == pytest.approx(np.log1p(400))
     assert c1["log_recency_days"] == pytest.approx(np.log1p(20)) and c1["log_avg_basket"] == pytest.approx(np.log1p(200))
     assert c1["returned_share"] == 0.5 and c2["returned_share"] == 0.0
     assert c1["channel_share_app"] == 0.5 and c2["channel_share_web"] == 1.0 and c2["channel_share_app"] == 0.0
@@ -430,14 +444,14 @@ def test_behaviour_features_hand_example():
         seg.behaviour_features(orders, None, None, None, None, "2020-01-01")
 
 
-TRUE_CENTRES = np.array([  # log_frequency, log_monetary, channel_share_app, cat_share_cosmetics, log_avg_basket
+TRUE_CENTRES = np.array([  # log_orders, log_revenue, channel_share_app, cat_share_cosmetics, log_avg_basket
     [0.7, 4.0, 0.1, 0.1, 4.0],
     [2.0, 7.0, 0.8, 0.1, 5.5],
     [0.7, 5.0, 0.2, 0.8, 4.5],
     [1.3, 6.0, 0.5, 0.4, 6.5],
 ])
 SPREAD = np.array([0.12, 0.3, 0.06, 0.06, 0.2])
-COLS = ["log_frequency", "log_monetary", "channel_share_app", "cat_share_cosmetics", "log_avg_basket"]
+COLS = ["log_orders", "log_revenue", "channel_share_app", "cat_share_cosmetics", "log_avg_basket"]
 
 
 def _blobs(n_per=(700, 500, 450, 350), seed=11):
@@ -461,7 +475,7 @@ def test_clusters_recover_known_blobs(method):
     for c in range(4):
         true = truth[res.labels.to_numpy() == c]
         blob = np.bincount(true).argmax()
-        assert res.centres.loc[c, "frequency"] == pytest.approx(np.expm1(TRUE_CENTRES[blob, 0]), rel=0.05)
+        assert res.centres.loc[c, "orders"] == pytest.approx(np.expm1(TRUE_CENTRES[blob, 0]), rel=0.05)
         assert res.centres.loc[c, "channel_share_app"] == pytest.approx(TRUE_CENTRES[blob, 2], abs=0.02)
 
 
@@ -480,7 +494,7 @@ def test_describe_clusters_in_plain_words():
     assert "frequent" in by_blob[1] and "app" in by_blob[1] and "high-spending" in by_blob[1]
     assert "cosmetics" in by_blob[2]
     assert "low-spending" in by_blob[0] or "small basket" in by_blob[0]
-    z = pd.DataFrame({"log_frequency": [1.5, 0.1], "channel_share_app": [1.2, 0.0], "cat_share_cosmetics": [1.0, -0.2],
+    z = pd.DataFrame({"log_orders": [1.5, 0.1], "channel_share_app": [1.2, 0.0], "cat_share_cosmetics": [1.0, -0.2],
                       "log_avg_basket": [0.8, 0.3]})
     words = seg.describe_clusters(z, overall=0.0, scale=1.0)
     assert words[0] == "frequent buyers via app of cosmetics; high basket"
@@ -490,7 +504,7 @@ def test_describe_clusters_in_plain_words():
 def test_cluster_input_errors():
     f, _ = _blobs()
     with pytest.raises(DataContractError, match="missing or infinite"):
-        seg.cluster_customers(f.assign(log_frequency=np.nan), [2])
+        seg.cluster_customers(f.assign(log_orders=np.nan), [2])
     with pytest.raises(ParamsError, match="method"):
         seg.cluster_customers(f, [2], method="dbscan")
     with pytest.raises(ParamsError, match="bic"):
@@ -512,7 +526,7 @@ def _demo_world(seed=5, n=3000):
     segment = np.where(rng.random(n) < p_top, "Champions", rng.choice(["Lost", "At risk"], n))
     monetary = rng.gamma(2.0, np.where(gender == "female", 150.0, 60.0))
     rfm = pd.DataFrame({"segment": pd.Categorical(segment, categories=["Champions", "At risk", "Lost"]),
-                        "monetary": monetary, "frequency": rng.integers(1, 5, n)},
+                        "revenue": monetary, "orders": rng.integers(1, 5, n)},
                        index=pd.Index(ids, name="customer_id"))
     birth = pd.to_datetime("1960-01-01") + pd.to_timedelta(rng.integers(0, 40 * 365, n), unit="D")
     cust = pd.DataFrame({"customer_id": ids, "region": region, "gender": gender, "birth_date": birth})
@@ -526,7 +540,7 @@ def test_demographic_profile_adds_up():
     p = seg.demographic_profile(rfm, cust, as_of="2025-07-01")
     for dim, t in p.groupby("dimension"):
         assert t["customers"].sum() == len(rfm)
-        assert t["revenue"].sum() == pytest.approx(rfm["monetary"].sum())
+        assert t["revenue"].sum() == pytest.approx(rfm["revenue"].sum())
     np.testing.assert_allclose(p["basket"], p["revenue"] / p["orders"])
     assert p.groupby(["dimension", "group"])["share_of_group"].sum().round(12).eq(1).all()
     assert "unknown" in set(p.loc[p["dimension"] == "region", "group"])
@@ -623,13 +637,13 @@ def test_demographic_tables_protect_small_groups_and_add_up():
     assert summary["customers"].sum() == len(rfm) and summary.loc[seg.OTHER_LABEL, "customers"] == 11
     assert summary["customer_share"].sum() == pytest.approx(1) and summary["revenue_share"].sum() == pytest.approx(1)
     female = rfm[cust.set_index("customer_id")["gender"].reindex(rfm.index).eq("female")]
-    assert summary.loc["female", "basket"] == pytest.approx(female["monetary"].sum() / female["frequency"].sum())
+    assert summary.loc["female", "basket"] == pytest.approx(female["revenue"].sum() / female["orders"].sum())
     assert str(cross.dtypes.iloc[0]) == "Int64"
     assert int(cross.loc[["female", "male"]].sum().sum()) == len(rfm) - 11  # the big groups are all shown
     assert "other" not in cross.index and (cross.fillna(10) >= 10).all().all()  # 3-4 per segment: hidden
     assert "fewer than 10" in note
     ages, _, _ = seg.demographic_tables(p, "age_band")
-    assert list(ages.index) == sorted(ages.index, key=seg._group_sort_key)
+    assert list(ages.index) == sorted(ages.index, key=_group_sort_key)
     assert list(ages.index)[0] in {"<25", "25-34"}
     with pytest.raises(DataContractError, match="income"):
         seg.demographic_tables(p, "income")
@@ -698,8 +712,8 @@ def test_marketing_exports_only_consented_pseudonymous(tmp_path):
 def test_describe_clusters_and_small_group_notes_in_the_report_language():
     from crm_analytics import i18n
 
-    z = pd.DataFrame({"log_frequency": [1.5, 0.1, -1.0], "channel_share_app": [1.2, 0.0, 0.0],
-                      "log_avg_basket": [0.8, 0.3, 0.0], "log_monetary": [0.9, 0.0, -0.9]})
+    z = pd.DataFrame({"log_orders": [1.5, 0.1, -1.0], "channel_share_app": [1.2, 0.0, 0.0],
+                      "log_avg_basket": [0.8, 0.3, 0.0], "log_revenue": [0.9, 0.0, -0.9]})
     english = seg.describe_clusters(z, overall=0.0, scale=1.0)
     try:
         i18n.use("tr")

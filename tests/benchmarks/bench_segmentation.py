@@ -14,10 +14,10 @@ def _pandas_rfm(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """The same table rfm_table returns, as a plain pandas groupby."""
     g = orders.groupby("customer_id")
     last = g["order_ts"].max()
-    ref = pd.DataFrame({"recency_days": (as_of - last).dt.total_seconds() / 86400, "frequency": g.size(),
-                        "monetary": g["order_total"].sum(), "first_purchase": g["order_ts"].min(),
+    ref = pd.DataFrame({"recency_days": (as_of - last).dt.total_seconds() / 86400, "orders": g.size(),
+                        "revenue": g["order_total"].sum(), "first_purchase": g["order_ts"].min(),
                         "last_purchase": last})
-    ref["aov"] = ref["monetary"] / ref["frequency"]
+    ref["aov"] = ref["revenue"] / ref["orders"]
     return ref
 
 
@@ -40,8 +40,8 @@ def rfm_segments_clusters_1m() -> dict:
     t0 = time.perf_counter()
     rfm = segmentation.rfm_table(orders, as_of)
     seg = segmentation.assign_segments(segmentation.rfm_scores(rfm))
-    feats = pd.DataFrame({"log_frequency": (rfm["frequency"]).map(float).pipe(lambda s: s.clip(lower=1)).apply("log"),
-                          "log_monetary": rfm["monetary"].clip(lower=0.01).apply("log"),
+    feats = pd.DataFrame({"log_orders": (rfm["orders"]).map(float).pipe(lambda s: s.clip(lower=1)).apply("log"),
+                          "log_revenue": rfm["revenue"].clip(lower=0.01).apply("log"),
                           "log_recency_days": rfm["recency_days"].clip(lower=0.01).apply("log")})
     cl = segmentation.cluster_customers(feats, range(3, 7), "kmeans", 0, sample_size=5000)
     seconds = time.perf_counter() - t0
@@ -50,5 +50,5 @@ def rfm_segments_clusters_1m() -> dict:
                          "runs each",
             "pipeline_seconds": round(seconds, 2), "pipeline_goal_seconds": 30.0,
             "customers": len(seg), "k": int(cl.k), "segments": int(seg["segment"].nunique()),
-            "rfm_equal_reference": bool((ref["frequency"].reindex(rfm.index) == rfm["frequency"]).all()
-                                        and np.allclose(ref["monetary"].reindex(rfm.index), rfm["monetary"]))}
+            "rfm_equal_reference": bool((ref["orders"].reindex(rfm.index) == rfm["orders"]).all()
+                                        and np.allclose(ref["revenue"].reindex(rfm.index), rfm["revenue"]))}

@@ -210,7 +210,7 @@ def time_zone() -> Rule:
 
 
 #: Behaviour features of ``segmentation.behaviour_features`` with a fixed name ...
-BEHAVIOUR_FEATURES = ["log_recency_days", "log_frequency", "log_monetary", "log_avg_basket", "returned_share",
+BEHAVIOUR_FEATURES = ["log_recency_days", "log_orders", "log_revenue", "log_avg_basket", "returned_share",
                       "discount_share", "log_sessions", "complaints"]
 #: ... and the prefixes of those named after the data (order channels, product categories).
 BEHAVIOUR_FEATURE_PREFIXES = ("channel_share_", "cat_share_")
