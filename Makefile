@@ -14,6 +14,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JUPYTER ?= $(VENV)/bin/jupyter
 SETUP := $(VENV)/.installed
+# pyspark and Ibis's PySpark backend (engine: pyspark; needs Java 17+): make test, and make reports when the
+# params say engine: pyspark (ENGINE in build/<dataset>/dataset.mk), install them once
+SPARK_SETUP := $(VENV)/.spark-installed
 BUILD := build/$(DATASET)
 REPORTS := reports/$(DATASET)
 RAW := data/raw/$(DATASET)
@@ -31,12 +34,12 @@ reports: $(REPORTS)/index.html
 data: $(RAW)/_SUCCESS
 
 ## test      Run the test suite (unit tests, nbval over the notebooks, an end-to-end run on `ci`)
-test: $(SETUP)
+test: $(SETUP) $(SPARK_SETUP)
 	$(PY) -m pytest
 
-## bench     Benchmarks (1,000,000-customer world; slow); writes reports/bench/bench.json
+## bench     Benchmarks (1,000,000-customer world; slow); writes reports/bench/bench.json; BENCH="name ..." runs only those (BENCH=reports_10m: the 10 M run, about an hour)
 bench: $(SETUP)
-	$(PY) tests/benchmarks/run.py
+	$(PY) tests/benchmarks/run.py $(BENCH)
 
 ## lab       Build the `ci` reports (the notebooks' defaults read them), then open JupyterLab on the notebooks
 lab: $(SETUP)
@@ -80,6 +83,13 @@ $(SETUP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name crm-analytics --display-name "CRM Analytics" >/dev/null
 	touch $@
 
+# the `spark` extra of pyproject.toml, installed beside the package (not re-installing it: a project copy
+# that links the virtualenv, as the tests make, leaves it alone when pyspark is there already)
+$(SPARK_SETUP): pyproject.toml | $(SETUP)
+	@$(PY) -c 'import pyspark, ibis.backends.pyspark' 2>/dev/null || $(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["spark"]))' | xargs $(PY) -m pip install --quiet
+	@command -v java >/dev/null || [ -x "$$JAVA_HOME/bin/java" ] || echo "note: engine pyspark needs Java 17+ (e.g. apt-get install openjdk-17-jre-headless)" >&2
+	touch $@
+
 # --- the dataset's DAG ------------------------------------------------------------------------
 # build/$(DATASET)/dataset.mk lists the dataset's notebooks and, per notebook, the package
 # modules it imports; the per-notebook params files are rewritten only when their values change.
@@ -102,8 +112,14 @@ $(RAW_INPUTS):
 	@$(PY) -m crm_analytics.pipeline configure $(DATASET)
 endif
 
+# One row per customer who bought, built once from the clean tables for every notebook after 01.
+FEATURES := data/processed/$(DATASET)/customer_features.parquet
+$(FEATURES): $(REPORTS)/01_data_cleaning.html $(wildcard src/crm_analytics/features/*.py) src/crm_analytics/compute.py | $(SETUP) $(if $(filter pyspark,$(ENGINE)),$(SPARK_SETUP))
+	@echo "building customer features of $(DATASET)"
+	@$(PY) -m crm_analytics.features build $(DATASET)
+
 define NOTEBOOK_RULE
-$(REPORTS)/$(1).html: notebooks/$(1).ipynb $(BUILD)/params/$(1).yaml $(DEPS_$(1)) $(LOCALE) $(RAW)/_SUCCESS $(if $(filter-out 01_data_cleaning,$(1)),$(REPORTS)/01_data_cleaning.html,$(ERASURE)) $(foreach n,$(NEEDS_$(1)),$(REPORTS)/$(n).html) | $(SETUP)
+$(REPORTS)/$(1).html: notebooks/$(1).ipynb $(BUILD)/params/$(1).yaml $(DEPS_$(1)) $(LOCALE) $(RAW)/_SUCCESS $(if $(filter-out 01_data_cleaning,$(1)),$(REPORTS)/01_data_cleaning.html $(FEATURES),$(ERASURE)) $(foreach n,$(NEEDS_$(1)),$(REPORTS)/$(n).html) | $(SETUP) $(if $(filter pyspark,$(ENGINE)),$(SPARK_SETUP))
 	@echo "running $(1) on $(DATASET)"
 	@$(PY) -m crm_analytics.pipeline run $(DATASET) $(1)
 endef

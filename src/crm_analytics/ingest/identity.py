@@ -99,6 +99,14 @@ def customers_360(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
     Revenue counts completed and returned orders (a returned order was still bought; the
     refund is not in the data contract); ``orders`` counts the same purchases.
+
+    This view stays in ingest, beside the stitching, rather than in :mod:`crm_analytics.features`: notebook 01
+    makes it while cleaning (ingest cannot import features), over every customer of the customers table
+    (non-buyers, consents and first/last seen in any table included) and over all of the data, as a check
+    of the customer identity, not as model input. Its ``orders`` and ``revenue`` use the definitions of the
+    feature vocabulary, so they equal ``orders`` and ``revenue`` of ``customer_features.parquet`` for every
+    buyer (``tests/test_features.py`` checks it); model features come from
+    :func:`crm_analytics.features.customer.customer_features`.
     """
     customers = tables["customers"]
     orders = tables.get("orders")

@@ -287,6 +287,17 @@ RULES: dict[str, Rule] = {
     "holiday_country": checked_by("crm_analytics.i18n:check_holiday_country",
                                   "an ISO country code the holidays package knows (TR, GB, DE, …); empty marks "
                                   "no holidays", "str"),
+    # every notebook: where the heavy queries run (crm_analytics.compute; README "Running on a cluster")
+    "engine": one_of("duckdb", "pyspark"),
+    "spark_master": checked_by("crm_analytics.compute:check_spark_master",
+                               "a Spark master URL (local[2], local[*], yarn, spark://host:7077, k8s://…), "
+                               "used when engine is pyspark; empty means local[2]", "str"),
+    "spark_conf": checked_by("crm_analytics.compute:check_spark_conf",
+                             "{spark setting: value}, e.g. {spark.executor.memory: 8g}, applied to the "
+                             "SparkSession when engine is pyspark; empty: Spark's defaults", "dict"),
+    "duckdb_memory_limit": checked_by("crm_analytics.compute:check_memory_limit",
+                                      "a memory size (4GB, 500MB, 2GiB) DuckDB may use before it spills to "
+                                      "disk; empty means 4GB", "str"),
     # 07_feedback
     "sla_hours": number(1, whole=True),
     "recent_days": number(1, whole=True),

@@ -3,15 +3,10 @@ and :class:`ParquetTable`, a clean table too big for pandas, queried with DuckDB
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
-import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import numpy as np
@@ -20,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from crm_analytics import paths
+from crm_analytics import compute, paths
 from crm_analytics.ingest.contracts import TABLES
 from crm_analytics.errors import DataContractError
 
@@ -29,19 +24,16 @@ __all__ = ["read_clean", "read_processed", "has_table", "purchases", "PURCHASE_S
            "local_ibis", "LocalIbis", "LOCAL_IBIS_THREADS", "LOCAL_IBIS_MEMORY_LIMIT", "by_customer", "sorted_keys",
            "ids_for_keys"]
 
-#: DuckDB's memory cap and threads when it works on tables too big for pandas (it spills to disk beyond the cap)
-DUCKDB_MEMORY_LIMIT = "4GB"
+#: DuckDB's default memory cap (``duckdb_memory_limit`` of the params sets the one in use, see
+#: :func:`crm_analytics.compute.use`; it spills to disk beyond it) and threads when it works on
+#: tables too big for pandas
+DUCKDB_MEMORY_LIMIT = compute.DEFAULT_DUCKDB_MEMORY_LIMIT
 DUCKDB_THREADS = 2
 
-#: Threads of the in-process DuckDB that runs Ibis expressions on in-memory frames: at least 4, even
-#: on 2 cores. DuckDB splits a large hash aggregate into more partitions for more threads; grouping
-#: the 1,000,000-customer world's 2.8 M orders by customer and day takes 0.10 s with 4 threads and
-#: 0.19 s with 2 on the 2-core reference machine (see ``tests/benchmarks``, ``clv_summary_1m``).
-LOCAL_IBIS_THREADS = max(4, os.cpu_count() or 1)
-#: Memory the in-process DuckDB behind Ibis may hold before it spills to a temporary folder: large
-#: aggregations (the 1,000,000-customer world's 36 M events into 6.2 M sessions) then stay within a
-#: few GB beside the pandas results they return, at a few seconds' cost.
-LOCAL_IBIS_MEMORY_LIMIT = "3GB"
+#: Threads of the in-process DuckDB that runs Ibis expressions (:data:`crm_analytics.compute.DUCKDB_THREADS`).
+LOCAL_IBIS_THREADS = compute.DUCKDB_THREADS
+#: The default memory of the in-process DuckDB behind Ibis; the one in use is ``duckdb_memory_limit``.
+LOCAL_IBIS_MEMORY_LIMIT = compute.DEFAULT_DUCKDB_MEMORY_LIMIT
 
 #: Order statuses that count as a purchase for customer-level models
 #: (a returned order was still bought; cancelled orders never happened).
@@ -131,79 +123,28 @@ def read_processed(dataset: str, name: str) -> pd.DataFrame | None:
 
 
 def duckdb_connect(temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with :data:`DUCKDB_MEMORY_LIMIT`, :data:`DUCKDB_THREADS`, UTC
-    as time zone and, when given, *temp_directory* to spill to."""
-    con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "threads": DUCKDB_THREADS,
+    """An in-memory DuckDB connection with the memory limit of :func:`crm_analytics.compute.use`
+    (``duckdb_memory_limit``), :data:`DUCKDB_THREADS`, UTC as time zone, spilling to
+    *temp_directory* (default :func:`crm_analytics.compute.spill_directory`) beyond the limit."""
+    con = duckdb.connect(config={"memory_limit": compute.settings().duckdb_memory_limit, "threads": DUCKDB_THREADS,
                                  "preserve_insertion_order": True})
     con.execute("SET TimeZone = 'UTC'")
-    if temp_directory is not None:
-        con.execute(f"SET temp_directory = {sql_literal(str(temp_directory))}")
+    spill = temp_directory if temp_directory is not None else compute.spill_directory()
+    con.execute(f"SET temp_directory = {sql_literal(str(spill))}")
     return con
 
 
-class LocalIbis:
-    """In-memory data registered, for one block, on this thread's in-process DuckDB behind Ibis.
-
-    ``table(data)`` returns an Ibis table bound to that DuckDB; the data are unregistered when the
-    block ends (:func:`local_ibis`). The DuckDB itself stays open for the thread's next block: a
-    fresh one starts, reserves its working memory and shuts down again for every query, which
-    adds about a quarter to the time of a 2.8 M-order summary.
-    """
-
-    def __init__(self, backend: Any) -> None:
-        self.backend = backend
-        self._names: list[str] = []
-        self._views: list[str] = []
-
-    def table(self, data: pa.Table | pd.DataFrame) -> Any:
-        """*data* as an Ibis table. DuckDB scans Arrow columns in place; a DataFrame goes through
-        Arrow first (no copy for Arrow-backed or numeric columns), as DuckDB reads Arrow-backed
-        text far faster that way than through pandas."""
-        name = f"crm_local_{uuid.uuid4().hex}"
-        if isinstance(data, pd.DataFrame):
-            data = pa.Table.from_pandas(data, preserve_index=False)
-        self.backend.con.register(name, data)
-        self._names.append(name)
-        return self.backend.table(name)
-
-    def parquet(self, path: str | Path) -> Any:
-        """The parquet file *path* as an Ibis table, scanned by DuckDB's own reader (in parallel,
-        only the columns and row groups a query needs), for data too big to load first."""
-        name = f"crm_local_{uuid.uuid4().hex}"
-        self.backend.con.execute(f"CREATE TEMP VIEW {sql_name(name)} AS SELECT * FROM read_parquet("
-                                 f"{sql_literal(str(path))})")
-        self._views.append(name)
-        return self.backend.table(name)
-
-    def _release(self) -> None:
-        for name in self._names:
-            self.backend.con.unregister(name)
-        self._names.clear()
-        for name in self._views:
-            self.backend.con.execute(f"DROP VIEW IF EXISTS {sql_name(name)}")
-        self._views.clear()
-
-
-_LOCAL = threading.local()
+#: The data registered for one block on the chosen engine (:class:`crm_analytics.compute.Session`).
+LocalIbis = compute.Session
 
 
 @contextmanager
-def local_ibis() -> Iterator[LocalIbis]:
-    """This thread's in-memory DuckDB behind Ibis (UTC, :data:`LOCAL_IBIS_THREADS`), for expressions
-    on pandas or Arrow data registered with :meth:`LocalIbis.table`, which are released on exit."""
-    backend = getattr(_LOCAL, "backend", None)
-    if backend is None:
-        import ibis
-
-        spill = Path(tempfile.gettempdir()) / "crm_analytics_duckdb"
-        backend = _LOCAL.backend = ibis.duckdb.connect(threads=LOCAL_IBIS_THREADS,
-                                                       memory_limit=LOCAL_IBIS_MEMORY_LIMIT,
-                                                       temp_directory=str(spill))
-    local = LocalIbis(backend)
-    try:
+def local_ibis() -> Iterator[compute.Session]:
+    """A block on the engine chosen with :func:`crm_analytics.compute.use` (DuckDB in this thread by
+    default, or Spark): expressions on pandas or Arrow data registered with ``table``, or on parquet
+    files with ``parquet``, which are released on exit. See :func:`crm_analytics.compute.session`."""
+    with compute.session() as local:
         yield local
-    finally:
-        local._release()
 
 
 def sql_literal(text: str) -> str:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from crm_analytics.errors import DataContractError
+from crm_analytics.features.customer import TIMESTAMP_COLUMNS, campaign_pre_period, customer_features, pre_period
 from crm_analytics.ingest.tables import purchases
 
 __all__ = ["campaign_outcomes", "pre_period_features", "snapshot_features", "uplift_features"]
@@ -66,25 +66,17 @@ def campaign_outcomes(tables: dict[str, pd.DataFrame], *, attribution_days: floa
 
 
 def pre_period_features(tables: dict[str, pd.DataFrame], *, days: int = 180) -> pd.DataFrame:
-    """Per (campaign, customer): orders, revenue and days since last order in the *days* before the start.
+    """Per (campaign, customer): orders, revenue and days since last order in the *days* before the start
+    (:func:`crm_analytics.features.customer.campaign_pre_period`).
 
     Used to check that treatment and control were balanced before the campaign.
     """
-    a = tables["campaign_assignments"].merge(tables["campaigns"][["campaign_id", "start_ts"]], on="campaign_id")
-    b = purchases(tables["orders"])[["customer_id", "order_ts", "order_total"]]
-    j = a[["campaign_id", "customer_id", "start_ts"]].merge(b, on="customer_id")
-    before = j[(j["order_ts"] < j["start_ts"]) & (j["order_ts"] >= j["start_ts"] - days * DAY)]
-    g = before.groupby(["campaign_id", "customer_id"])
-    f = pd.DataFrame({"pre_orders": g.size(), "pre_revenue": g["order_total"].sum()})
-    last = j[j["order_ts"] < j["start_ts"]].groupby(["campaign_id", "customer_id"])
-    rec = (last["start_ts"].first() - last["order_ts"].max()) / DAY
-    out = a[["campaign_id", "customer_id", "group"]].merge(f, left_on=["campaign_id", "customer_id"], right_index=True,
-                                                          how="left")
-    out = out.merge(rec.rename("pre_days_since_order"), left_on=["campaign_id", "customer_id"], right_index=True,
-                    how="left")
-    out[["pre_orders", "pre_revenue"]] = out[["pre_orders", "pre_revenue"]].fillna(0)
-    out["pre_days_since_order"] = out["pre_days_since_order"].fillna(np.inf).clip(upper=10 * days)
-    return out
+    return campaign_pre_period(tables, days=days)
+
+
+def _bought_before(orders: pd.DataFrame, as_of: pd.Timestamp) -> bool:
+    """Whether any purchase happened strictly before *as_of*."""
+    return bool((purchases(orders)["order_ts"] < as_of).any())
 
 
 def uplift_features(tables: dict[str, pd.DataFrame], campaign_id: str, *, days: int = 180) -> pd.DataFrame:
@@ -101,26 +93,16 @@ def snapshot_features(tables: dict[str, pd.DataFrame], customer_ids: Any, as_of:
     """Features known before *as_of*, one row per customer of *customer_ids* (index customer_id, in that order).
 
     Purchasing in the *days* before (``pre_orders``, ``pre_revenue``, ``pre_days_since_order``),
-    purchasing and browsing behaviour up to *as_of* (:func:`crm_analytics.models.churn.customer_features`,
-    without campaign history), age and gender, and the numeric or low-cardinality ``attr_*`` columns a
-    source carries (Hillstrom's history, recency, channel...). The same columns at a campaign's start
-    (to learn who responds) and today (to score who would respond now).
+    purchasing and browsing behaviour up to *as_of* (:func:`crm_analytics.features.customer.customer_features`,
+    without campaign history, orders and revenue), age and gender, and the numeric or low-cardinality
+    ``attr_*`` columns a source carries (Hillstrom's history, recency, channel...). The same columns at a
+    campaign's start (to learn who responds) and today (to score who would respond now).
     """
-    from crm_analytics.models.churn import customer_features
-
     ids = pd.Index(customer_ids, name="customer_id")
-    b = purchases(tables["orders"])[["customer_id", "order_ts", "order_total"]]
-    b = b[b["order_ts"] < as_of]
-    recent = b[b["order_ts"] >= as_of - days * DAY].groupby("customer_id")
-    f = pd.DataFrame(index=ids)
-    f["pre_orders"] = recent.size().reindex(ids).fillna(0).to_numpy(dtype=float)
-    f["pre_revenue"] = recent["order_total"].sum().reindex(ids).fillna(0).to_numpy(dtype=float)
-    since = (as_of - b.groupby("customer_id")["order_ts"].max()) / DAY
-    f["pre_days_since_order"] = since.reindex(ids).fillna(np.inf).clip(upper=10 * days).to_numpy(dtype=float)
-    if len(b):
-        behaviour = customer_features({k: v for k, v in tables.items() if k != "campaign_assignments"},
-                                      as_of - pd.Timedelta(microseconds=1))
-        f = f.join(behaviour.drop(columns=[c for c in ("frequency", "monetary_total") if c in behaviour]))
+    f = pre_period(tables, as_of, ids, days=days)
+    if _bought_before(tables["orders"], as_of):
+        behaviour = customer_features(tables, as_of - pd.Timedelta(microseconds=1), exclude=["campaign_assignments"])
+        f = f.join(behaviour.drop(columns=["orders", "revenue", *TIMESTAMP_COLUMNS]))
     cust = tables.get("customers")
     if cust is not None and len(cust):
         c = cust.drop_duplicates("customer_id").set_index("customer_id").reindex(f.index)

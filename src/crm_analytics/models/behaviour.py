@@ -694,11 +694,19 @@ def common_paths(events: Any, *, outcome: str = "purchase", k: int = 5, n: int =
             t = t.filter(t.buy_seq.isnull()).mutate(end_seq=t.last_seq)
         t = t.mutate(cut=t.end_seq - t.seq >= k)
         kept = t.filter(~t.cut)
-        p = kept.group_by("session_key").aggregate(path=kept.event_type.collect(order_by=kept.seq).join(" → "),
-                                                   steps=kept.count(), long=kept.end_seq.max() >= k)
-        paths = p.group_by(["path", "steps", "long"]).aggregate(sessions=p.count()).to_pyarrow().to_pandas()
+        # step j = the event j steps before the outcome: k columns, not an ordered list (Spark's
+        # collect_list takes no order), so every engine groups the same paths
+        back = kept.end_seq - kept.seq
+        names = [f"step_{j}" for j in range(int(k))]
+        p = kept.group_by("session_key").aggregate(
+            long=kept.end_seq.max() >= k,
+            **{name: ibis.ifelse(back == j, kept.event_type, None).max() for j, name in enumerate(names)})
+        paths = p.group_by([*names, "long"]).aggregate(sessions=p.count()).to_pyarrow().to_pandas()
     if paths.empty:
         return pd.DataFrame(columns=["path", "steps", "sessions", "share"])
+    steps = paths[names[::-1]].to_numpy(dtype=object)  # oldest step first
+    paths["path"] = [" → ".join(e for e in row if isinstance(e, str)) for row in steps]
+    paths["steps"] = paths[names].notna().sum(axis=1).astype("int64")
     paths["path"] = np.where(paths["long"], "… → " + paths["path"], paths["path"])
     if outcome == "exit":
         paths["path"] = paths["path"] + " → exit"

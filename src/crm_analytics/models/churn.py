@@ -7,7 +7,8 @@ Time-split design, so the model is scored on a period it never saw:
 - **test**: features as of ``cutoff``, label = no purchase in ``(cutoff, cutoff + horizon]`` — the same
   holdout on which BG/NBD's P(alive) is scored.
 
-Features per customer (only what was known at the feature date): RFM, tenure, order
+Features per customer (only what was known at the feature date) come from
+:mod:`crm_analytics.features.customer`: RFM (``recency_days, orders, revenue, aov``), tenure, order
 channel mix, returns, discount use, web/app sessions and cart adds in the last 90 days,
 complaints, campaign messages opened/clicked, review ratings.
 """
@@ -23,6 +24,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from crm_analytics.errors import ModelFitError
+from crm_analytics.features import customer as features_customer
 from crm_analytics.ingest.tables import purchases
 
 __all__ = ["customer_features", "churn_labels", "ChurnModel", "fit_churn_model", "score_churn", "lift_table",
@@ -31,67 +33,21 @@ __all__ = ["customer_features", "churn_labels", "ChurnModel", "fit_churn_model",
 DAY = pd.Timedelta(days=1)
 
 
-def _per_customer(df: pd.DataFrame | None, ts_col: str, as_of: pd.Timestamp, since: pd.Timestamp | None = None):
-    if df is None or not len(df) or "customer_id" not in df:
-        return None
-    d = df[df["customer_id"].notna() & (df[ts_col] <= as_of)]
-    if since is not None:
-        d = d[d[ts_col] > since]
-    return d
+def customer_features(tables: dict[str, pd.DataFrame] | str, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The churn model's inputs: :func:`crm_analytics.features.customer.customer_features` of every customer
+    with a purchase on or before *as_of*, from data up to *as_of* only, without the purchase timestamps
+    (``recency_days`` and ``tenure_days`` carry them).
 
-
-def customer_features(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
-    """Features of every customer with a purchase on or before *as_of*, from data up to *as_of* only."""
-    orders = tables["orders"]
-    bought = purchases(orders)
-    bought = bought[bought["order_ts"] <= as_of]
-    if bought.empty:
-        raise ModelFitError(f"no purchase on or before {as_of:%Y-%m-%d}: move the churn cutoff later")
-    g = bought.groupby("customer_id")
-    f = pd.DataFrame({
-        "recency_days": (as_of - g["order_ts"].max()) / DAY,
-        "tenure_days": (as_of - g["order_ts"].min()) / DAY,
-        "frequency": g.size(),
-        "monetary_total": g["order_total"].sum(),
-        "aov": g["order_total"].mean(),
-        "returned_share": g["status"].agg(lambda s: (s == "returned").mean()),
-        "orders_last_90d": bought[bought["order_ts"] > as_of - 90 * DAY].groupby("customer_id").size(),
-    })
-    f["orders_last_90d"] = f["orders_last_90d"].fillna(0)
-    f["days_between_orders"] = np.where(f["frequency"] > 1, f["tenure_days"] / (f["frequency"] - 1).clip(lower=1), np.nan)
-    if "channel" in bought:
-        mix = pd.crosstab(bought["customer_id"], bought["channel"], normalize="index").add_prefix("channel_share_")
-        f = f.join(mix)
-    lines = tables.get("order_lines")
-    if lines is not None and len(lines) and "discount" in lines:
-        lo = lines.merge(bought[["order_id", "customer_id"]], on="order_id")
-        f = f.join(lo.assign(d=lo["discount"].fillna(0) > 0).groupby("customer_id")["d"].mean().rename("discount_share"))
-    cancelled = orders[(orders["status"] == "cancelled") & orders["customer_id"].notna() & (orders["order_ts"] <= as_of)]
-    f = f.join(cancelled.groupby("customer_id").size().rename("cancellations"))
-    ev = _per_customer(tables.get("events"), "ts", as_of, since=as_of - 90 * DAY)
-    if ev is not None:
-        f = f.join(ev.groupby("customer_id")["session_id"].nunique().rename("sessions_90d"))
-        f = f.join(ev[ev["event_type"] == "add_to_cart"].groupby("customer_id").size().rename("cart_adds_90d"))
-        f = f.join(ev[ev["event_type"] == "search"].groupby("customer_id").size().rename("searches_90d"))
-    tk = _per_customer(tables.get("tickets"), "opened_ts", as_of)
-    if tk is not None:
-        f = f.join(tk.groupby("customer_id").size().rename("complaints"))
-        f = f.join(tk[tk["opened_ts"] > as_of - 90 * DAY].groupby("customer_id").size().rename("complaints_90d"))
-    asg = tables.get("campaign_assignments")
-    if asg is not None and len(asg):
-        a = asg[asg["group"] == "treatment"]
-        a = a[a["sent_ts"].notna() & (a["sent_ts"] <= as_of)]
-        f = f.join(a.groupby("customer_id").size().rename("campaigns_received"))
-        f = f.join(a[a["opened_ts"] <= as_of].groupby("customer_id").size().rename("campaigns_opened"))
-        f = f.join(a[a["clicked_ts"] <= as_of].groupby("customer_id").size().rename("campaigns_clicked"))
-    rv = _per_customer(tables.get("reviews"), "ts", as_of)
-    if rv is not None:
-        f = f.join(rv.groupby("customer_id")["rating"].mean().rename("mean_rating"))
-    count_cols = [c for c in f.columns if c.endswith(("_90d", "cancellations", "complaints", "campaigns_received",
-                                                      "campaigns_opened", "campaigns_clicked"))]
-    f[count_cols] = f[count_cols].fillna(0)
-    f.index.name = "customer_id"
-    return f.sort_index()
+    Raises
+    ------
+    ModelFitError
+        When nobody bought on or before *as_of* (move the churn cutoff later).
+    """
+    try:
+        f = features_customer.customer_features(tables, as_of)
+    except ModelFitError as exc:
+        raise ModelFitError(f"{exc}: move the churn cutoff later") from None
+    return f.drop(columns=features_customer.TIMESTAMP_COLUMNS)
 
 
 def churn_labels(orders: pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp, horizon_days: int) -> pd.Series:

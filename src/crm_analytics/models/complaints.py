@@ -19,7 +19,7 @@ from scipy import stats
 
 from crm_analytics import i18n
 from crm_analytics.models.campaigns import newcombe_interval, proportion_lift, wilson_interval
-from crm_analytics.models.churn import customer_features
+from crm_analytics.features.customer import TIMESTAMP_COLUMNS, customer_features
 from crm_analytics.errors import CrmAnalyticsError, DataContractError
 from crm_analytics.ingest.tables import PURCHASE_STATUSES
 
@@ -30,10 +30,11 @@ HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)
 YEAR_DAYS = 365.25
 
-#: Bands :func:`complaint_churn` can stratify on: name -> (feature of ``churn.customer_features``,
+#: Bands :func:`complaint_churn` can stratify on: name -> (feature of
+#: :func:`crm_analytics.features.customer.customer_features`,
 #: right-closed bin edges, labels). ``reference_quarter`` (calendar quarter of the reference) is also valid.
 MATCH_BANDS: dict[str, tuple[str, list[float], list[str]]] = {
-    "frequency_band": ("frequency", [0, 1, 2, 4, np.inf], ["1", "2", "3-4", "5+"]),
+    "frequency_band": ("orders", [0, 1, 2, 4, np.inf], ["1", "2", "3-4", "5+"]),
     "recency_band": ("recency_days", [-np.inf, 30, 90, 180, 365, np.inf],
                      ["<=30d", "30-90d", "90-180d", "180-365d", ">365d"]),
     "tenure_band": ("tenure_days", [-np.inf, 90, 365, 730, np.inf], ["<=90d", "90-365d", "1-2y", ">2y"]),
@@ -327,7 +328,7 @@ def complaint_churn(tickets: pd.DataFrame, orders: pd.DataFrame, *, as_of: Any, 
     *Complainers*: a customer's first ticket is the reference. *Comparable*: each buyer gets a reference
     drawn (*seed*) from the complainers' references after their first purchase, and counts if they had not
     complained by then (risk-set sampling, Li, Propert & Rosenbaum 2001, JASA 96: 870; some complain later:
-    ``comparable_complaining_in_window``). Features: :func:`crm_analytics.models.churn.customer_features` as of
+    ``comparable_complaining_in_window``). Features: :func:`crm_analytics.features.customer.customer_features` as of
     each row's own reference (earlier orders re-timed so every reference falls on *as_of*; one call); a row
     needs a purchase before its reference. Exact strata on *match_on* (keys of :data:`MATCH_BANDS` or
     ``"reference_quarter"``; ``()``: crude); strata lacking a group are dropped, and the comparable rate is
@@ -373,11 +374,12 @@ def complaint_churn(tickets: pd.DataFrame, orders: pd.DataFrame, *, as_of: Any, 
     j = o.merge(rows[["row_id", "customer_id", "reference_ts"]], on="customer_id")  # a customer has <= 2 rows
     before = j[j["order_ts"] < j["reference_ts"]]
     moved = before["order_ts"] + (as_of - before["reference_ts"])
-    feats = customer_features({"orders": before.assign(customer_id=before["row_id"], order_ts=moved)[cols]}, as_of)
+    feats = customer_features({"orders": before.assign(customer_id=before["row_id"], order_ts=moved)[cols]},
+                              as_of).drop(columns=TIMESTAMP_COLUMNS)
     after = j[j["status"].isin(PURCHASE_STATUSES) & (j["order_ts"] > j["reference_ts"])
               & (j["order_ts"] <= j["reference_ts"] + horizon)]
     rows = rows.assign(churned=~rows["row_id"].isin(after["row_id"])).join(feats, on="row_id", how="inner")
-    rows["annual_revenue_before"] = rows["monetary_total"] * YEAR_DAYS / rows["tenure_days"].clip(lower=YEAR_DAYS)
+    rows["annual_revenue_before"] = rows["revenue"] * YEAR_DAYS / rows["tenure_days"].clip(lower=YEAR_DAYS)
     rows = _bands(rows, match_on)
     keys = list(match_on) or ["_all"]
     is_c = rows["group"].eq("complainer")

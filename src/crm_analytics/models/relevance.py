@@ -43,11 +43,6 @@ ACTIVITY_SOURCES = ("open", "click", "visit", "purchase")
 _TS = dt.Timestamp(timezone="UTC", scale=6)
 
 
-@ibis.udf.scalar.builtin(name="timezone")
-def _local_time(zone: str, ts: _TS) -> dt.Timestamp(scale=6):  # type: ignore[valid-type, empty-body]
-    """DuckDB's ``timezone(zone, ts)``: the wall-clock time in *zone* of the instant *ts*."""
-
-
 def _number(value: Any, name: str, what: str, *, whole: bool = False) -> None:
     kind = numbers.Integral if whole else numbers.Real
     ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
@@ -300,6 +295,9 @@ def contact_timing(activity: pd.DataFrame, *, timezone: str, prior_strength: flo
     _need(activity, ["customer_id", "ts"], "activity")
     a = activity.loc[activity["customer_id"].notna() & activity["ts"].notna()]
     a = _moments(a["customer_id"], a["ts"], "", "activity.ts")[["customer_id", "ts"]]
+    # the shop's wall-clock time, as a naive timestamp (pandas' vectorised time-zone rules: the same
+    # on every engine; Spark and DuckDB name and order their conversion functions differently)
+    a["local"] = a["ts"].dt.tz_convert(zone).dt.tz_localize(None)
     with local_ibis() as db:
         t = db.table(a)
         n = t.group_by("customer_id").aggregate(n=t.count()).to_pyarrow().to_pandas().set_index("customer_id")["n"]
@@ -308,7 +306,7 @@ def contact_timing(activity: pd.DataFrame, *, timezone: str, prior_strength: flo
         out = pd.DataFrame({"best_day": pd.Series(None, index=ids, dtype=object),
                             "best_hour": pd.Series(pd.NA, index=ids, dtype="Int64")})
         if len(a):
-            local = _local_time(ibis.literal(zone), t.ts)
+            local = t.local
             t = t.select("customer_id", day=local.day_of_week.index().cast("int64"), hour=local.hour().cast("int64"))
             people = db.table(pd.DataFrame({"customer_id": keys}))
             day = _best(db, t, "day", 7, prior_strength, people).reindex(keys).to_numpy(int)

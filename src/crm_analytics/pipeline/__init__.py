@@ -139,6 +139,12 @@ def notebook_needs(notebook: str) -> list[str]:
     return list(nb.get("metadata", {}).get("crm_analytics", {}).get("needs", []))
 
 
+def _engine(per_notebook: dict[str, dict[str, Any]]) -> str:
+    """``pyspark`` when a notebook's params choose it (``engine``), else ``duckdb``."""
+    engines = {values.get("engine", "duckdb") for values in per_notebook.values()}
+    return "pyspark" if "pyspark" in engines else "duckdb"
+
+
 def configure(dataset: str) -> dict[str, Any]:
     """Validate the dataset's params and write the per-notebook params and ``dataset.mk``."""
     from crm_analytics.ingest import sources
@@ -165,6 +171,8 @@ def configure(dataset: str) -> dict[str, Any]:
         f"NOTEBOOKS := {' '.join(resolved['notebooks'])}",
         f"RAW_INPUTS := {' '.join(rel(Path(p)) for p in sources.external_inputs(source))}",
         f"RAW_DEPS := {' '.join(rel(p) for p in sources.source_code_files(source))}",
+        # pyspark when any notebook runs on Spark: make installs the `spark` extra first
+        f"ENGINE := {_engine(resolved['per_notebook'])}",
     ]
     for nb in resolved["notebooks"]:
         deps = package_dependencies(paths.notebooks_dir() / f"{nb}.ipynb")

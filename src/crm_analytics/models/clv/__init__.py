@@ -11,7 +11,8 @@ The flow is
    spend model on repeat customers. Each returns a :class:`FitResult` with standard errors and
    95% intervals.
 3. :func:`p_alive`, :func:`expected_purchases`, :func:`expected_spend`, :func:`clv` and
-   :func:`clv_cashflows` score customers (vectorised; repeated histories are scored once).
+   :func:`clv_cashflows` score customers (vectorised; repeated histories are scored once);
+   :func:`score_partitions` scores them where the data is (Spark's executors or DuckDB batches).
 4. :func:`holdout_by_frequency` and :func:`repeat_transactions_over_time` compare the model
    with what happened in a holdout period.
 
@@ -47,7 +48,7 @@ from crm_analytics.models.clv.scoring import (
     expected_spend,
     p_alive,
 )
-from crm_analytics.models.clv.value import clv, clv_cashflows
+from crm_analytics.models.clv.value import clv, clv_cashflows, score_partitions
 
 __all__ = [
     "FREQS",
@@ -66,6 +67,7 @@ __all__ = [
     "expected_spend",
     "clv",
     "clv_cashflows",
+    "score_partitions",
     "holdout_by_frequency",
     "repeat_transactions_over_time",
 ]

@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -12,7 +15,7 @@ from crm_analytics.features.summary import DAYS_PER_MONTH
 from crm_analytics.models.clv.optimiser import FitResult
 from crm_analytics.models.clv.scoring import expected_purchases, expected_spend, p_alive
 
-__all__ = ["clv", "clv_cashflows"]
+__all__ = ["clv", "clv_cashflows", "score_partitions"]
 
 
 def _clv_inputs(fit: FitResult, summary: pd.DataFrame, horizon_months: int, margin: float,
@@ -176,3 +179,70 @@ def clv_cashflows(
     if counts is not None:
         out.insert(1, "n_customers", np.repeat(counts, horizon_months))
     return out
+
+
+def score_partitions(
+    fit: FitResult,
+    gg_fit: FitResult,
+    summary: Any,
+    out_path: str | Path,
+    *,
+    horizon_months: int = 12,
+    margin: float = 1.0,
+    annual_discount_rate: float = 0.0,
+    time_unit_days: float,
+    predict_days: int | None = None,
+) -> Path:
+    """Score every customer of *summary* where the data is and write the scores to parquet.
+
+    The fits are small (a few parameters); the customers may be many. Each partition of
+    *summary* is scored on its own — in Spark's executors (``mapInPandas``) on
+    ``engine: pyspark``, batch by batch on DuckDB (:func:`crm_analytics.compute.map_partitions`)
+    — with the same numbers as :func:`clv` and :func:`expected_purchases` on the whole table.
+
+    Parameters
+    ----------
+    fit, gg_fit
+        The purchase model (BG/NBD, MBG/NBD or Pareto/NBD) and the Gamma-Gamma fit.
+    summary
+        An Ibis table of a :func:`crm_analytics.compute.session` block with ``customer_id``,
+        ``frequency``, ``recency``, ``T`` (in the fits' time unit) and ``monetary_value``.
+    out_path
+        A folder, replaced by the parquet files of the scores.
+    horizon_months, margin, annual_discount_rate
+        As in :func:`clv`.
+    time_unit_days
+        Days per time unit of the summary.
+    predict_days
+        If given, also ``expected_purchases_<predict_days>d``: expected purchases in that many days.
+
+    Returns
+    -------
+    Path
+        *out_path*, holding ``customer_id, p_alive, expected_purchases, expected_spend, clv`` (and
+        ``expected_purchases_<n>d``) per customer, in no defined order.
+    """
+    import pyarrow as pa
+
+    from crm_analytics import compute
+
+    fields = [("customer_id", pa.string()), ("p_alive", pa.float64()), ("expected_purchases", pa.float64()),
+              ("expected_spend", pa.float64()), ("clv", pa.float64())]
+    extra = f"expected_purchases_{predict_days}d" if predict_days else None
+    if extra:
+        fields.append((extra, pa.float64()))
+    _clv_inputs(fit, pd.DataFrame(columns=["frequency", "recency", "T", "monetary_value"]), horizon_months, margin,
+                annual_discount_rate, time_unit_days)
+
+    def score(part: pd.DataFrame) -> pd.DataFrame:
+        part = part.astype({"frequency": float, "recency": float, "T": float, "monetary_value": float})
+        out = clv(fit, gg_fit, part, horizon_months=horizon_months, margin=margin,
+                  annual_discount_rate=annual_discount_rate, time_unit_days=time_unit_days)
+        out.insert(0, "customer_id", part["customer_id"].astype(str).to_numpy())
+        if extra:
+            out[extra] = expected_purchases(fit, predict_days / time_unit_days, part["frequency"], part["recency"],
+                                            part["T"])
+        return out.reset_index(drop=True)
+
+    columns = summary.select("customer_id", "frequency", "recency", "T", "monetary_value")
+    return compute.map_partitions(columns, score, pa.schema(fields), out_path)
