@@ -43,7 +43,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crm_analytics import paths
-from crm_analytics.errors import DataContractError, ModelFitError, ParamsError
+from crm_analytics.errors import DataContractError, ModelFitError
+from crm_analytics.features.rfm import _timestamp
 from crm_analytics.ingest.tables import PURCHASE_STATUSES, ParquetTable, local_ibis
 
 __all__ = ["FEATURE_COLUMNS", "COUNT_COLUMNS", "TIMESTAMP_COLUMNS", "AS_OF_KEY", "customer_features",
@@ -145,17 +146,6 @@ class _Tables:
             if c.endswith("_ts") or c == "ts":
                 frame[c] = _utc_us(frame[c])
         return self.session.table(frame)
-
-
-def _timestamp(value: Any, name: str = "as_of") -> pd.Timestamp:
-    """*value* as a tz-aware UTC timestamp (naive values are taken as UTC)."""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ParamsError(f"{name}={value!r} is not a date or timestamp; pass e.g. '2025-06-30'") from exc
-    if pd.isna(ts):
-        raise ParamsError(f"{name} is missing; pass a date such as '2025-06-30'")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _lit(ts: pd.Timestamp, *, strict_below: bool = False) -> Any:

@@ -35,7 +35,7 @@ DAY = pd.Timedelta(days=1)
 RFM_COLUMNS = ["recency_days", "orders", "revenue", "aov", "first_purchase", "last_purchase"]
 
 
-def _timestamp(value: Any, name: str) -> pd.Timestamp:
+def _timestamp(value: Any, name: str = "as_of") -> pd.Timestamp:
     """*value* as a tz-aware UTC timestamp (naive values are taken as UTC)."""
     try:
         ts = pd.Timestamp(value)

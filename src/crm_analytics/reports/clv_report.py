@@ -5,11 +5,14 @@ customer values, and churn scores side by side."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from crm_analytics import i18n
+from crm_analytics import compute, i18n
 from crm_analytics.models import clv
 from crm_analytics.reports import report
 from crm_analytics.models.churn import calibration_table, score_churn
@@ -204,15 +207,28 @@ def spend_check(gg: clv.FitResult, summary: pd.DataFrame, dataset: str, truth: d
 
 
 def customer_values(fit: clv.FitResult, gg: clv.FitResult, summary: pd.DataFrame, *, predict_days: int,
-                    horizon_months: int, margin: float, annual_discount_rate: float) -> pd.DataFrame:
+                    horizon_months: int, margin: float, annual_discount_rate: float,
+                    scores_dir: str | Path | None = None) -> pd.DataFrame:
     """Per customer: P(alive), expected purchases in ``predict_days``, expected spend, CLV, next order
-    date (posterior mean waiting time, for customers more likely alive than not) and churn-risk tier."""
+    date (posterior mean waiting time, for customers more likely alive than not) and churn-risk tier.
+
+    The scores are computed where the data is, partition by partition, on the engine the params
+    chose (:func:`crm_analytics.models.clv.score_partitions`: Spark's executors or DuckDB's record
+    batches), and written as parquet to *scores_dir* (a temporary folder when ``None``); the fits are
+    the few parameters estimated on the compressed statistics.
+    """
     unit = float(summary.attrs["time_unit_days"])
-    value = clv.clv(fit, gg, summary, horizon_months=horizon_months, margin=margin,
-                    annual_discount_rate=annual_discount_rate)
-    out = summary[["frequency", "recency", "T", "monetary_value"]].join(value)
-    out[f"expected_purchases_{predict_days}d"] = clv.expected_purchases(
-        fit, predict_days / unit, summary["frequency"], summary["recency"], summary["T"])
+    with compute.session() as s, tempfile.TemporaryDirectory(prefix="crm_scores_") as tmp:
+        where = Path(scores_dir) if scores_dir is not None else Path(tmp) / "scores"
+        rows = summary[["frequency", "recency", "T", "monetary_value"]].reset_index()
+        rows["customer_id"] = rows["customer_id"].astype(str)
+        clv.score_partitions(fit, gg, s.table(rows), where, horizon_months=horizon_months, margin=margin,
+                             annual_discount_rate=annual_discount_rate, time_unit_days=unit,
+                             predict_days=predict_days)
+        scores = pd.read_parquet(where).set_index("customer_id")
+    scores = scores.reindex(summary.index.astype(str))
+    scores.index = summary.index
+    out = summary[["frequency", "recency", "T", "monetary_value"]].join(scores)
     as_of = pd.Timestamp(summary.attrs["calibration_end"])
     rate = (fit.params["r"] + summary["frequency"]) / (fit.params["alpha"] + summary["T"])  # per unit
     wait_days = unit / rate
