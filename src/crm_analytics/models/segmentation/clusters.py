@@ -15,8 +15,8 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from crm_analytics import i18n
-from crm_analytics.errors import CrmAnalyticsError, DataContractError, ParamsError
-from crm_analytics.features.rfm import rfm_table
+from crm_analytics.errors import CrmAnalyticsError, DataContractError, ModelFitError, ParamsError
+from crm_analytics.features.customer import customer_features
 from crm_analytics.ingest.tables import PURCHASE_STATUSES
 from crm_analytics.models.segmentation._common import _require, _slug, _timestamp, _utc_naive
 from crm_analytics.models.segmentation.lifecycle import _sessions
@@ -38,7 +38,7 @@ def behaviour_features(orders: pd.DataFrame, order_lines: pd.DataFrame | None, p
     - ``log_recency_days``, ``log_orders``, ``log_revenue``, ``log_avg_basket``: ``log1p`` of the
       RFM values (days, number of orders, revenue) and the mean order value;
     - ``returned_share``: share of purchases returned;
-    - ``channel_share_<channel>``: share of purchases per order channel;
+    - ``channel_share_<channel>``: share of purchases per order channel (of those with a known channel);
     - ``cat_share_<category>``: share of line value (quantity × unit_price) per product category, the
       *top_categories* largest by value overall, the rest in ``cat_share_other``;
     - ``discount_share``: share of order lines with a discount > 0;
@@ -52,28 +52,28 @@ def behaviour_features(orders: pd.DataFrame, order_lines: pd.DataFrame | None, p
     """
     as_of = _timestamp(as_of, "as_of")
     cut = as_of.tz_localize(None)
-    rfm = rfm_table(orders, as_of)
-    if rfm.empty:
-        raise CrmAnalyticsError(f"no purchase on or before {as_of:%Y-%m-%d}; move as_of later")
+    # the per-customer figures every notebook shares come from the one feature layer
+    tables = {"orders": orders, "order_lines": order_lines, "tickets": tickets}
+    try:
+        shared = customer_features({k: v for k, v in tables.items() if v is not None}, as_of)
+    except ModelFitError as exc:
+        raise CrmAnalyticsError(f"no purchase on or before {as_of:%Y-%m-%d}; move as_of later") from exc
     f = pd.DataFrame({
-        "log_recency_days": np.log1p(rfm["recency_days"].clip(lower=0)),
-        "log_orders": np.log1p(rfm["orders"]),
-        "log_revenue": np.log1p(rfm["revenue"].clip(lower=0)),
-        "log_avg_basket": np.log1p(rfm["aov"].clip(lower=0)),
-    }, index=rfm.index)
-    ts = _utc_naive(orders["order_ts"], "orders.order_ts")
-    mask = (orders["customer_id"].notna() & orders["status"].isin(PURCHASE_STATUSES)).to_numpy() & (ts <= cut).to_numpy()
-    bought = orders.loc[mask]
-    f["returned_share"] = (bought["status"] == "returned").groupby(bought["customer_id"]).mean()
-    if "channel" in bought:
-        ch = bought["channel"].map(_label, na_action=None)
-        f = f.join(pd.crosstab(bought["customer_id"], ch, normalize="index").add_prefix("channel_share_"))
-    if order_lines is not None and "order_id" in bought:
+        "log_recency_days": np.log1p(shared["recency_days"].clip(lower=0)),
+        "log_orders": np.log1p(shared["orders"]),
+        "log_revenue": np.log1p(shared["revenue"].clip(lower=0)),
+        "log_avg_basket": np.log1p(shared["aov"].clip(lower=0)),
+        "returned_share": shared["returned_share"],
+    }, index=shared.index)
+    f = f.join(shared[[c for c in shared.columns if c.startswith("channel_share_")]])
+    if "discount_share" in shared:
+        f["discount_share"] = shared["discount_share"]
+    if order_lines is not None and "order_id" in orders:
         _require(order_lines, ["order_id"], "order_lines")
+        ts = _utc_naive(orders["order_ts"], "orders.order_ts")
+        mask = (orders["customer_id"].notna() & orders["status"].isin(PURCHASE_STATUSES)).to_numpy() & (ts <= cut).to_numpy()
+        bought = orders.loc[mask]
         lines = order_lines.merge(bought[["order_id", "customer_id"]], on="order_id", how="inner")
-        if "discount" in lines:
-            has_disc = pd.to_numeric(lines["discount"], errors="coerce").fillna(0) > 0
-            f["discount_share"] = has_disc.groupby(lines["customer_id"]).mean()
         if products is not None and {"product_id", "quantity", "unit_price"} <= set(lines.columns):
             _require(products, ["product_id", "category"], "products")
             cat = lines["product_id"].map(products.drop_duplicates("product_id").set_index("product_id")["category"])
@@ -89,12 +89,8 @@ def behaviour_features(orders: pd.DataFrame, order_lines: pd.DataFrame | None, p
         sess = _sessions(events, as_of)
         sess = sess[sess["visitor_type"] == "customer"].set_index("visitor_id")["sessions"]
         f["log_sessions"] = np.log1p(sess.reindex(f.index).fillna(0).to_numpy(dtype="float64"))
-    if tickets is not None:
-        _require(tickets, ["customer_id"], "tickets")
-        tk = tickets[tickets["customer_id"].notna()]
-        if "opened_ts" in tk:
-            tk = tk.loc[(_utc_naive(tk["opened_ts"], "tickets.opened_ts") <= cut).to_numpy()]
-        f["complaints"] = tk.groupby("customer_id").size().reindex(f.index).fillna(0).to_numpy(dtype="float64")
+    if "complaints" in shared:
+        f["complaints"] = shared["complaints"].to_numpy(dtype="float64")
     f = f.fillna(0.0).astype("float64")
     f.index.name = "customer_id"
     return f
