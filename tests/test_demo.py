@@ -189,3 +189,40 @@ def test_true_effects_after_the_end_cover_every_randomised_arm_and_only_living_b
     sms = now[now["variant"] == "sms"].assign(type=lambda d: d["customer_id"].map(tc["type"]))
     by_type = sms[~dead[sms.index]].groupby("type")["true_effect"].mean()
     assert by_type["loyal_high_spender"] < 0 < by_type["gift_buyer"]
+
+
+def test_a_big_world_is_generated_block_by_block_deterministically(tmp_path):
+    """Worlds above BLOCK_CUSTOMERS are generated in blocks (bounded memory): same seed and block size, same
+    bytes; ids continue across blocks; the truth adds the blocks up; no events, reviews or tickets."""
+    from crm_analytics.ingest.demo.blocks import BLOCK_CUSTOMERS, generate_blocks
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    truth = generate_blocks(a, n_customers=1300, seed=8, block_customers=500)
+    generate_blocks(b, n_customers=1300, seed=8, block_customers=500)
+    files = sorted(p.name for p in a.iterdir())
+    assert files == sorted(p.name for p in b.iterdir()) and "_blocks" not in files
+    for name in files:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert not {"events.parquet", "reviews.parquet", "tickets.parquet"} & set(files)
+    assert truth["blocks"]["n_blocks"] == 3 and truth["n_customers"] == 1300
+    customers = pd.read_parquet(a / "customers.parquet")
+    assert customers["customer_id"].nunique() == 1300 and len(customers) == truth["tables"]["customers"]
+    assert customers["customer_id"].drop_duplicates().tolist() == [f"C{i:07d}" for i in range(1, 1301)]
+    orders = pd.read_parquet(a / "orders.parquet")
+    real = orders.loc[orders["order_id"].str.startswith("SO"), "order_id"].drop_duplicates()
+    o = truth["orders"]
+    assert len(real) == o["purchases"] + o["cancelled"] + o["guest"]
+    assert real.str[2:].astype(int).sort_values().tolist() == list(range(1, len(real) + 1))
+    tests = orders.loc[orders["order_id"].str.startswith("TEST"), "order_id"]
+    assert tests.nunique() == truth["dirt"]["test_orders"]["rows"]
+    assert int(orders.duplicated().sum()) == truth["dirt"]["duplicate_orders"]["rows"]
+    lines = pd.read_parquet(a / "order_lines.parquet")
+    assert int(lines.duplicated().sum()) == truth["dirt"]["duplicate_order_lines"]["rows"]
+    assert set(lines["order_id"]) <= set(orders["order_id"])
+    assert len(pd.read_parquet(a / "products.parquet")) == truth["tables"]["products"]
+    tc = pd.read_parquet(a / "truth_customers.parquet")
+    assert len(tc) == 1300 and int(tc["is_buyer"].sum()) == truth["n_buyers"]
+    assert sum(truth["stages"].values()) == 1300
+    with pytest.raises(ParamsError, match="with_events"):
+        generate_blocks(tmp_path / "c", n_customers=1300, seed=8, block_customers=500, with_events=True)
+    assert BLOCK_CUSTOMERS == 1_000_000  # the 1,000,000-customer benchmark world is still generated whole

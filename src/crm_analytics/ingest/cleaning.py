@@ -319,7 +319,8 @@ def _derive_from_lines(lines: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {"orders": orders, "customers": customers.reset_index(), "products": products}
 
 
-def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | None = None) -> CleanResult:
+def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | None = None,
+                 workdir: Path | None = None) -> CleanResult:
     """Clean every canonical table in *raw*, derive absent required tables, pseudonymise.
 
     Lines of rejected orders are rejected too (reason ``order_rejected``). A raw table a reader built from
@@ -328,17 +329,29 @@ def clean_tables(raw: dict[str, pd.DataFrame], *, key: bytes, ts_format: str | N
     :data:`crm_analytics.ingest.contracts.EVALUATION_TABLES` go to ``result.evaluation``. This is the in-memory path;
     :func:`crm_analytics.ingest.collect.collect` cleans the events apart, in DuckDB
     (:class:`crm_analytics.ingest.events_sql.SqlEvents`, the same rules).
+
+    A table given as a raw parquet file (:class:`crm_analytics.ingest.sources.RawParquet`: the orders, lines,
+    customers or assignments of a big generated world) is cleaned in DuckDB too, in bounded memory, spilling
+    to *workdir* (:func:`crm_analytics.ingest.events_sql.clean_table_sql`: the same kept rows, rejects and
+    counts); only its clean rows come into pandas.
     """
     result = CleanResult()
     raw = dict(raw)
     invoice_ts = None
-    if "order_lines" in raw and "_cancelled" in raw["order_lines"]:  # invoice-line exports: count input lines
+    if isinstance(raw.get("order_lines"), pd.DataFrame) and "_cancelled" in raw["order_lines"]:  # invoice lines
         src = raw["order_lines"]
         raw["order_lines"], invoice_ts = _parse_invoice_dates(src, ts_format)
         result.notes["guest_lines"] = int(_is_blank(src["_customer_id"]).sum())
         result.notes["cancelled_lines"] = int(src["_cancelled"].sum())
         result.notes["cancelled_lines_matched"] = match_cancellations(raw["order_lines"], ts_format=ts_format)
     for name in [n for n in TABLES if n in raw]:
+        if not isinstance(raw[name], pd.DataFrame):  # a big raw parquet file: DuckDB, the same rules
+            from crm_analytics.ingest.events_sql import clean_table_sql
+
+            kept, rej, counts = clean_table_sql(name, raw[name], ts_format=ts_format, workdir=workdir)
+            raw[name] = None  # nothing of it stays in memory
+            result.tables[name], result.rejects[name], result.counts[name] = kept, rej, counts
+            continue
         derived_from = raw[name].attrs.get("derived_from")
         kept, rej, counts = clean_table(name, raw[name], ts_format=ts_format)
         if derived_from:

@@ -26,7 +26,7 @@ from crm_analytics.ingest.sources import RawParquet, read_source, validate_sourc
 from crm_analytics.errors import ParamsError
 from crm_analytics.ingest.tables import ParquetTable, by_customer, sql_literal
 
-__all__ = ["dataset_source", "collect", "Collected", "read_truth", "IN_MEMORY_EVENTS", "MAX_REJECT_SHARE",
+__all__ = ["dataset_source", "collect", "Collected", "read_truth", "IN_MEMORY_EVENTS", "SQL_CLEAN_ROWS", "MAX_REJECT_SHARE",
            "check_reject_shares", "ignored_archive_members"]
 
 #: the largest share of a table's input rows that may be rejected before the run stops. The real datasets
@@ -35,6 +35,11 @@ __all__ = ["dataset_source", "collect", "Collected", "read_truth", "IN_MEMORY_EV
 MAX_REJECT_SHARE = 0.2
 #: tables with fewer input rows are not held to the share (two bad rows of seven say little about an export)
 MIN_ROWS_FOR_SHARE = 20
+
+#: raw tables of a generated world (parquet files) above this many rows are cleaned in DuckDB, in bounded memory
+#: (:func:`crm_analytics.ingest.events_sql.clean_table_sql`), not read whole into pandas: the orders, lines,
+#: customers and assignments of the 10,000,000-customer world; the 1,000,000-customer world stays in pandas
+SQL_CLEAN_ROWS = 5_000_000
 
 #: clean events up to this many rows are handed back in memory (a DataFrame in ``result.tables``);
 #: above it they stay in their parquet file (a :class:`crm_analytics.ingest.tables.ParquetTable`)
@@ -149,7 +154,7 @@ def collect(dataset: str, *, date_format: str = "", stale_after_days: int = 30, 
 def _collect(dataset: str, *, date_format: str, stale_after_days: int, write: bool,
              max_reject_share: float) -> Collected:
     source = dataset_source(dataset)
-    raw = read_source(dataset, source, lazy={"events"})
+    raw = read_source(dataset, source, lazy={"events"} | _big_tables(dataset, source))
     inputs = raw.pop("_inputs", None)
     raw_events = raw.pop("events", None)
     key, ts_format, ids = secret_key(), date_format or None, load_requests(dataset)
@@ -159,7 +164,7 @@ def _collect(dataset: str, *, date_format: str, stale_after_days: int, write: bo
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events") as pool:
             pending = None if raw_events is None else pool.submit(
                 _clean_events, raw_events, key=key, ts_format=ts_format, ids=ids, staging=staging)
-            result = clean_tables(raw, key=key, ts_format=ts_format)  # meanwhile, the other tables in pandas
+            result = clean_tables(raw, key=key, ts_format=ts_format, workdir=staging)  # meanwhile, the others
             events = pending.result() if pending is not None else None
         if events is not None:
             _add_events(result, events, order=[n for n in TABLES if n in raw or n == "events"])
@@ -187,6 +192,20 @@ def _collect(dataset: str, *, date_format: str, stale_after_days: int, write: bo
         shutil.rmtree(staging, ignore_errors=True)
     return Collected(result=result, quality=quality, source=source, as_of=as_of, raw_dir=paths.raw_dir(dataset),
                      customers_360=view)
+
+
+def _big_tables(dataset: str, source: dict) -> set[str]:
+    """The raw parquet tables of a generated world with more than :data:`SQL_CLEAN_ROWS` rows that DuckDB
+    can clean (:data:`crm_analytics.ingest.events_sql.SQL_TABLES`): read lazily, cleaned in DuckDB."""
+    from crm_analytics.ingest.events_sql import SQL_TABLES
+
+    if source.get("kind") != "demo":
+        return set()
+    import pyarrow.parquet as pq
+
+    raw = paths.raw_dir(dataset)
+    return {name for name in SQL_TABLES - {"events"} if (raw / f"{name}.parquet").exists()
+            and pq.ParquetFile(raw / f"{name}.parquet").metadata.num_rows > SQL_CLEAN_ROWS}
 
 
 def _as_of(tables: dict) -> pd.Timestamp:

@@ -47,7 +47,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from crm_analytics.ingest.cleaning import BLANK_TOKENS, SOURCE_COLS, absent_column_error, clean_column, rejects_frame
+from crm_analytics.ingest.cleaning import (BLANK_TOKENS, SOURCE_COLS, TEST_ORDER_PATTERN, absent_column_error,
+                                           clean_column, rejects_frame)
 from crm_analytics.ingest.contracts import PERSONAL_COLUMNS, TABLES, Column
 from crm_analytics.ingest.dates import SQL_PROFILE, DateEvidence, decide_order, layout_regex, undecidable_error
 from crm_analytics.errors import SourceError
@@ -56,7 +57,7 @@ from crm_analytics.ingest.privacy import pseudonymise, pseudonymise_table
 from crm_analytics.ingest.sources import RawParquet, _with_lines
 from crm_analytics.ingest.tables import ParquetTable, duckdb_connect, sql_literal, sql_name
 
-__all__ = ["SqlEvents", "BATCH_ROWS"]
+__all__ = ["SqlEvents", "SqlTable", "BATCH_ROWS", "SQL_TABLES", "clean_table_sql"]
 
 #: rows per batch streamed from DuckDB to the parquet writer (one row group each)
 BATCH_ROWS = 1 << 20
@@ -66,10 +67,29 @@ WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 _WS_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE) + "]"
 #: tables that clean_table cleans by their column types alone (no table-specific rule)
 _WITHOUT_TABLE_RULES = {"events", "campaigns", "campaign_assignments", "tickets"}
+#: clean_table's table rules as SQL on the clean values (``{column}``), in its order: (condition, reason)
+_TABLE_REASONS = {
+    "orders": [(f"regexp_matches({{order_id}}, {sql_literal(TEST_ORDER_PATTERN)})", "test_order"),
+               ("{order_total} < 0", "negative_order_total")],
+    "order_lines": [("{quantity} <= 0", "non_positive_quantity"), ("{unit_price} < 0", "negative_price"),
+                    ("{unit_price} = 0", "zero_price")],
+}
+#: tables SqlEvents cleans exactly as clean_table does (products keep pandas: their labels are canonicalised
+#: over the whole column, and a catalogue is small)
+SQL_TABLES = _WITHOUT_TABLE_RULES | set(_TABLE_REASONS) | {"customers"}
+#: contract types parsed as times (a date is a time normalised to midnight, without time zone)
+_TIMES = ("ts", "date")
+#: plain ISO dates, parsed in SQL for date columns
+_ISO_DAY = {"____-__-__": "%Y-%m-%d"}
 _INT_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
 #: plain ISO 8601 layouts parsed in SQL: LIKE pattern -> strftime format that renders them back
 _ISO_LAYOUTS = {"____-__-__T__:__:__Z": "%Y-%m-%dT%H:%M:%SZ", "____-__-__T__:__:__": "%Y-%m-%dT%H:%M:%S",
                 "____-__-__ __:__:__": "%Y-%m-%d %H:%M:%S"}
+
+
+def _day(c: Column, parsed: str) -> str:
+    """The clean value of a parsed time: a date column keeps the day (pandas' ``normalize``)."""
+    return f"date_trunc('day', {parsed})" if c.type == "date" else parsed
 
 
 def _kind(duck_type: str) -> str:
@@ -152,10 +172,13 @@ class SqlEvents:
         DuckDB cannot read the file.
     """
 
+    _TABLES = _WITHOUT_TABLE_RULES
+
     def __init__(self, raw: pd.DataFrame | RawParquet, *, key: bytes, ts_format: str | None = None,
                  workdir: Path | None = None, name: str = "events"):
-        if name not in _WITHOUT_TABLE_RULES:
-            raise ValueError(f"table {name!r} has rules of its own (see clean_table); clean it with pandas")
+        if name not in self._TABLES:
+            raise ValueError(f"table {name!r} has rules of its own (see clean_table); clean it with pandas"
+                             + (" or SqlTable" if name in SQL_TABLES else ""))
         self.name, self.spec, self.key, self.ts_format = name, TABLES[name], key, ts_format
         self.file = raw.file if isinstance(raw, RawParquet) else f"{name} table"
         self._tmp = tempfile.TemporaryDirectory(prefix="crm_events_") if workdir is None else None
@@ -234,7 +257,10 @@ class SqlEvents:
         types = dict(self.con.sql("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
         self.has_reject = "_reject" in columns  # a reason the reader gave (repeated header, line cut short)
         self.reject_columns = [c for c in columns if c != "_reject"]  # the raw columns, in the rejects' order
-        self.content = [c for c in columns if not c.startswith("_source") and c != "_reject"]
+        self.content = [c for c in columns if not c.startswith("_source") and c != "_reject"
+                        and not (self.name == "order_lines" and c == "line_no")]
+        if self.name == "order_lines" and any(c.startswith("_") and c not in SOURCE_COLS + ["_reject"] for c in columns):
+            raise ValueError("order lines with reader columns (an invoice-line export): clean them with pandas")
         nulls = {}
         ints = [c for c in columns if _kind(types[c]) == "int" and not c.startswith("_source")]
         if ints and isinstance(raw, RawParquet):  # pandas reads an integer column with nulls as float64...
@@ -290,11 +316,13 @@ class SqlEvents:
             plain, vp = f"regexp_full_match({q}, '-?[0-9]{{1,15}}')", f"CAST({q} AS {sql_type})"
             ok = f"regexp_full_match({number}, '-?[0-9]{{1,15}}')"
             v_t, x_t = f"CASE WHEN {ok} THEN CAST({number} AS {sql_type}) END", f"NOT ({ok})"
+        elif c.type == "bool" and col.kind == "bool":  # typed booleans: as they are (pandas' astype("boolean"))
+            plain, vp = "TRUE", q
         elif c.type in ("int", "float") and (col.kind == "int" or col.kind == "float" and c.type == "float"):
             plain, vp = "TRUE", f"CAST({q} AS {'BIGINT' if c.type == 'int' else 'DOUBLE'})"
         elif c.type == "ts" and col.kind == "datetime":
             plain, vp = "TRUE", f"CAST({q} AS TIMESTAMP)"
-        elif c.type == "ts" and col.kind == "text" and self.fast_format.get(c.name, "ISO8601") != "ISO8601":
+        elif c.type in _TIMES and col.kind == "text" and self.fast_format.get(c.name, "ISO8601") != "ISO8601":
             fmt = self.fast_format[c.name]  # dd/mm/yyyy and the like: strptime, checked by a regex or rendered back
             p, fast = sql_name("p:" + c.name), sql_name("fast:" + c.name)
             pattern = layout_regex(fmt)
@@ -303,23 +331,27 @@ class SqlEvents:
             rules["inner"] = [("p:" + c.name, f"try_strptime({q}, {sql_literal(fmt)})"),
                               ("fast:" + c.name, f"coalesce({p} >= TIMESTAMP '1900-01-01' AND {p} < TIMESTAMP '2100-01-01' "
                                                  f"AND {check}, FALSE)")]
-            rules["fast"], rules["w"] = fast, p
+            rules["fast"], rules["w"] = fast, _day(c, p)
             plain = fast
-            vp, rp = (p, "NULL") if iso_chosen else ("NULL", f"'unparseable_{c.name}'")
-        elif c.type == "ts" and col.kind == "text" and self.ts_format in (None, "ISO8601"):
+            vp, rp = (_day(c, p), "NULL") if iso_chosen else ("NULL", f"'unparseable_{c.name}'")
+        elif c.type in _TIMES and col.kind == "text" and self.ts_format in (None, "ISO8601"):
             p, fast = sql_name("p:" + c.name), sql_name("fast:" + c.name)
+            iso = {**_ISO_LAYOUTS, **(_ISO_DAY if c.type == "date" else {})}
             layouts = " ".join(f"WHEN {q} LIKE {sql_literal(like)} THEN strftime({p}, {sql_literal(fmt)}) = {q}"
-                               for like, fmt in _ISO_LAYOUTS.items())
+                               for like, fmt in iso.items())
             rules["inner"] = [("p:" + c.name, f"TRY_CAST({q} AS TIMESTAMP)"),
                               ("fast:" + c.name, f"coalesce({q} >= '1900' AND {q} < '2100' AND CASE {layouts} ELSE FALSE END, FALSE)")]
-            rules["fast"], rules["w"] = fast, p  # rows not set aside are plain ISO times or blanks (null either way)
+            rules["fast"], rules["w"] = fast, _day(c, p)  # rows not set aside: plain ISO times or blanks (null)
             plain = fast
-            vp, rp = (p, "NULL") if iso_chosen else ("NULL", f"'unparseable_{c.name}'")  # else: another format won
+            vp, rp = (_day(c, p), "NULL") if iso_chosen else ("NULL", f"'unparseable_{c.name}'")  # another format won
         rules["v"] = f"CASE WHEN {q} IS NULL THEN NULL WHEN {plain} THEN {vp} WHEN {blank} THEN NULL ELSE {v_t} END"
         rules["r"] = "NULL" if (missing, rp, why_t) == ("NULL", "NULL", "NULL") else \
             f"CASE WHEN {q} IS NULL THEN {missing} WHEN {plain} THEN {rp} WHEN {blank} THEN {missing} ELSE {why_t} END"
         rules["x"] = "FALSE" if x_t == "FALSE" else \
             f"CASE WHEN {q} IS NULL OR {plain} OR {blank} THEN FALSE ELSE {x_t} END"
+        rules["v"] = self._finish(c, rules["v"])
+        if self.name == "customers" and c.name == "email":  # Python's lower() beyond ASCII: pandas decides
+            rules["x"] = f"({rules['x']} OR coalesce(strlen({col.text()}) != length({col.text()}), FALSE))"
         return rules
 
     def _ev_sql(self, source: str) -> str:
@@ -345,6 +377,9 @@ class SqlEvents:
                 layers[3].append(f"{sql_name(a)} AS {sql_name('w:' + a)}")
         if self.has_reject:
             reasons.insert(0, "_reject")
+        table_reason = self._table_reason("v:")
+        if table_reason != "NULL":
+            reasons.append(table_reason)
         ok = [f"coalesce({', '.join(reasons)}) IS NULL"] if reasons else []
         layers[3].append(" AND ".join(ok + [f"NOT {x}" for x in residual] or ["TRUE"]) + " AS fast_ok")
         sql = source
@@ -353,18 +388,37 @@ class SqlEvents:
                 sql = f"SELECT *, {', '.join(layer)} FROM ({sql})"
         return sql
 
+    def _table_reason(self, prefix: str) -> str:
+        """The first reason of the table's own rules (``NULL`` if none), on the values ``<prefix><column>``."""
+        rules = _TABLE_REASONS.get(self.name, [])
+        if not rules:
+            return "NULL"
+        cols = {c.name: sql_name(prefix + c.name) for c in self.spec.columns}
+        return "CASE " + " ".join(f"WHEN {cond.format(**cols)} THEN '{why}'" for cond, why in rules) + " END"
+
+    def _finish(self, c: Column, expr: str) -> str:
+        """The clean value as clean_table leaves it after its table rules (discounts default to 0, e-mails
+        lower-cased; an e-mail that is not plain ASCII is left to pandas)."""
+        if self.name == "order_lines" and c.name == "discount":
+            return f"coalesce({expr}, 0.0)"
+        if self.name == "customers" and c.name == "email":
+            return f"lower({expr})"
+        return expr
+
     # ------------------------------------------------------------------ cleaning
     def _settle(self) -> None:
         """Find the rows that are not plainly kept, settle them exactly, and count."""
         with self._timed("date_order"):
             self._date_formats()
-        self.iso_chosen = {c.name: True for c in self.spec.columns if c.type == "ts"}  # the fast format won
+        self.iso_chosen = {c.name: True for c in self.spec.columns if c.type in _TIMES}  # the fast format won
         self.rules = {c.name: self._rules(c, True) for c in self.spec.columns}
         self.con.execute(f"CREATE VIEW ev AS {self._ev_sql('SELECT * FROM raw')}")
         keys = ", ".join(sql_name("v:" + k) for k in self.spec.key)
         plain_ts = [c for c in self.spec.columns if "fast" in self.rules[c.name]]
         with self._timed("scan"):
-            flags = self.con.sql(f"SELECT hash({keys}) AS h, fast_ok"
+            content_h = (f", hash({', '.join(sql_name(c) for c in self.content)}) AS hc"
+                         if not set(self.spec.key) <= set(self.content) else "")
+            flags = self.con.sql(f"SELECT hash({keys}) AS h{content_h}, fast_ok"
                                  + "".join(f", {sql_name('fast:' + c.name)} AS {sql_name('fast:' + c.name)}" for c in plain_ts)
                                  + " FROM ev").fetchnumpy()
         h = flags["h"]
@@ -378,6 +432,12 @@ class SqlEvents:
             if len(repeated):  # a clean key seen twice (or a hash collision): settled exactly below
                 suspect |= pd.Series(h).isin(repeated).to_numpy()
             del h
+            if "hc" in flags:  # duplicates by content where the content leaves out part of the key (line_no)
+                sorted_h = np.sort(flags["hc"])
+                repeated = np.unique(sorted_h[1:][sorted_h[1:] == sorted_h[:-1]])
+                del sorted_h
+                if len(repeated):
+                    suspect |= pd.Series(flags["hc"]).isin(repeated).to_numpy()
         plain = {c.name: np.asarray(flags["fast:" + c.name], dtype=bool) for c in plain_ts}
         del flags
         with self._timed("set_aside"):
@@ -429,7 +489,7 @@ class SqlEvents:
         self.evidence: dict[str, DateEvidence] = {}
         self.fast_format: dict[str, str] = {}
         for c in self.spec.columns:
-            if c.type != "ts" or self.cols[c.name].kind != "text":
+            if c.type not in _TIMES or self.cols[c.name].kind != "text":
                 continue
             if self.ts_format:
                 self.fast_format[c.name] = self.ts_format
@@ -464,13 +524,13 @@ class SqlEvents:
         if self.cols[c.name].kind == "datetime" and c.type == "ts":
             self.formats[c.name], self.how[c.name] = "datetime", "already a timestamp"
             return
-        if self.rules[c.name]["x"] == "FALSE" and c.type != "ts":
+        if self.rules[c.name]["x"] == "FALSE" and c.type not in _TIMES:
             return
         q = self.cols[c.name].q
         found = self.con.sql(f"SELECT {q} AS value, count(*) AS n, arg_min(_source_line, _row) AS line "
                              f"FROM suspects WHERE {sql_name('x:' + c.name)} GROUP BY {q} "
                              f"ORDER BY min(_row)").to_arrow_table()
-        if not found.num_rows and c.type != "ts":
+        if not found.num_rows and c.type not in _TIMES:
             return
         values = found.column("value").to_pandas()
         v, reasons, fmt = clean_column(c, values, ts_format=self.ts_format, file=self.file,
@@ -484,6 +544,8 @@ class SqlEvents:
         reason = pd.Series(pd.NA, index=values.index, dtype="string")
         for mask, why in reasons:
             reason[mask.to_numpy(dtype=bool, na_value=False) & reason.isna().to_numpy()] = why
+        if self.name == "customers" and c.name == "email":
+            v = v.str.lower()
         if isinstance(v.dtype, pd.DatetimeTZDtype):  # SQL holds times as naive UTC
             v = v.dt.tz_convert("UTC").dt.tz_localize(None)
         mapping = pa.table({"value": found.column("value"), "v": pa.array(v.reset_index(drop=True)),
@@ -501,13 +563,14 @@ class SqlEvents:
             if c.name in self.maps:
                 m = f"m{i}"
                 joins.append(f"LEFT JOIN {sql_name(self.maps[c.name])} {m} ON s.{sql_name(c.name)} = {m}.value")
-                final += [f"CASE WHEN s.{x} THEN {m}.v ELSE s.{v} END AS {sql_name('f:' + c.name)}",
+                final += [f"{self._finish(c, f'CASE WHEN s.{x} THEN {m}.v ELSE s.{v} END')} AS {sql_name('f:' + c.name)}",
                           f"CASE WHEN s.{x} THEN {m}.reason ELSE s.{r} END AS {sql_name('q:' + c.name)}"]
             else:
                 final += [f"s.{v} AS {sql_name('f:' + c.name)}", f"s.{r} AS {sql_name('q:' + c.name)}"]
         final += [f"s.{sql_name('v:' + a)} AS {sql_name('f:' + a)}" for a in self.out_columns if a.startswith("attr_")]
         first_reason = "coalesce(" + ", ".join((["_reject"] if self.has_reject else [])
-                                               + [sql_name("q:" + c.name) for c in self.spec.columns]) + ")"
+                                               + [sql_name("q:" + c.name) for c in self.spec.columns]
+                                               + [self._table_reason("f:")]) + ")"
         not_given = "_reject IS NULL AND " if self.has_reject else ""
         content = ", ".join(sql_name(c) for c in self.content)
         key = ", ".join(sql_name("f:" + k) for k in self.spec.key)
@@ -606,13 +669,14 @@ class SqlEvents:
         for a in self.out_columns:
             if a.startswith("attr_"):
                 kept[a] = pd.Series([], dtype=_pandas_dtype(self.cols[a]))
-        kept_frame = pseudonymise_table(self.name, pd.DataFrame(kept), self.key)
+        kept_frame = pseudonymise_table(self.name, pd.DataFrame(kept), self.key) if self.key else pd.DataFrame(kept)
         bad = pd.DataFrame({c: pd.Series([None], dtype=object) for c in self.reject_columns})
         bad["_source_line"] = np.array([1], dtype="int64")
         reason = pd.Series(["duplicate"], dtype="string")
         if not self.counts["rows_rejected"] + self.counts["rows_duplicate"]:  # pandas types an empty list otherwise
             bad, reason = bad.iloc[:0], reason.iloc[:0]
-        rejects = pseudonymise_table(self.name, rejects_frame(bad, reason), self.key)
+        rejects = rejects_frame(bad, reason)
+        rejects = pseudonymise_table(self.name, rejects, self.key) if self.key else rejects
         return (_utf8(pa.Schema.from_pandas(kept_frame, preserve_index=False)),
                 pa.Schema.from_pandas(rejects.iloc[:0], preserve_index=False))
 
@@ -708,7 +772,7 @@ class SqlEvents:
             removed = int(pc.sum(hit).as_py() or 0)
             table = table.filter(pc.invert(hit))
         out = table.select(self.out_columns)
-        for col in PERSONAL_COLUMNS.get(self.name, []):
+        for col in PERSONAL_COLUMNS.get(self.name, []) if self.key else []:
             out = out.set_column(out.schema.get_field_index(col), col, _pseudonymise_arrow(out.column(col), self.key))
         writer.write_table(out.cast(schema))
         return removed
@@ -742,7 +806,7 @@ class SqlEvents:
             erased = f" AND coalesce({self.cols['customer_id'].text()} NOT IN (SELECT id FROM erase_ids), TRUE)"
         table = self.con.sql(f"SELECT {', '.join(cols)}, _reason AS reason FROM resolved "
                              f"WHERE _reason IS NOT NULL{erased} ORDER BY _row").to_arrow_table()
-        for col in PERSONAL_COLUMNS.get(self.name, []):
+        for col in PERSONAL_COLUMNS.get(self.name, []) if self.key else []:
             if col in table.column_names:
                 table = table.set_column(table.schema.get_field_index(col), col,
                                          _pseudonymise_arrow(table.column(col), self.key))
@@ -771,3 +835,39 @@ def _pandas_dtype(col: _Col) -> str:
 def _pseudonymise_arrow(values: pa.ChunkedArray | pa.Array, key: bytes) -> pa.Array:
     """:func:`crm_analytics.ingest.privacy.pseudonymise` of an arrow column."""
     return pa.array(pseudonymise(values.to_pandas(), key), pa.string())
+
+
+class SqlTable(SqlEvents):
+    """:class:`SqlEvents` for any table of :data:`SQL_TABLES`, the table rules of ``clean_table`` included
+    (test orders, negative totals, non-positive quantities and prices, duplicate lines by content, discounts
+    defaulting to 0, lower-cased e-mails)."""
+
+    _TABLES = SQL_TABLES
+
+
+def clean_table_sql(name: str, raw: RawParquet, *, ts_format: str | None = None,
+                    workdir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """:func:`crm_analytics.ingest.cleaning.clean_table` of a big raw parquet file, in DuckDB: the same kept
+    rows, rejects and counts (not pseudonymised, as clean_table leaves them), in bounded memory (DuckDB
+    spills beyond its memory limit); only the clean result is read into pandas.
+
+    Raises
+    ------
+    ValueError
+        *name* is not one of :data:`SQL_TABLES`.
+    """
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.TemporaryDirectory(prefix=f"crm_{name}_", dir=workdir)
+    try:
+        work = Path(tmp.name)
+        table = SqlTable(raw, key=b"", ts_format=ts_format, workdir=work / "duckdb", name=name)
+        try:
+            table.write(work / "kept.parquet", work / "rejects.parquet")
+        finally:
+            table.close()
+        kept = pd.read_parquet(work / "kept.parquet")
+        rejects = pd.read_parquet(work / "rejects.parquet")
+        return kept, rejects, dict(table.counts)
+    finally:
+        tmp.cleanup()

@@ -131,7 +131,7 @@ def _duplicate(rng: np.random.Generator, df: pd.DataFrame, rate: float) -> tuple
 
 def generate(out: str | Path, *, n_customers: int = 20_000, seed: int = 42, start_date: str = "2024-01-01",
              end_date: str = "2025-12-31", locale: str = "tr_TR", currency: str = "TRY",
-             with_events: bool = True) -> dict:
+             with_events: bool = True, _block: dict | None = None) -> dict:
     """Generate the demo shop into folder *out*; return the truth (also written to ``truth.json``).
 
     Files: one parquet file per canonical table (raw: timestamps as text, dirt planted),
@@ -142,11 +142,21 @@ def generate(out: str | Path, *, n_customers: int = 20_000, seed: int = 42, star
     the data end).
     The same arguments give byte-identical files.
 
+    Worlds of more than :data:`crm_analytics.ingest.demo.blocks.BLOCK_CUSTOMERS` customers are generated
+    block by block in bounded memory (:func:`crm_analytics.ingest.demo.blocks.generate_blocks`): no events,
+    reviews or tickets then.
+
     Raises
     ------
     ParamsError
-        Fewer than 50 customers, an end date not after the start date, an unknown locale.
+        Fewer than 50 customers, an end date not after the start date, an unknown locale, events asked of a
+        world generated block by block.
     """
+    from crm_analytics.ingest.demo.blocks import BLOCK_CUSTOMERS, generate_blocks
+
+    if _block is None and n_customers > BLOCK_CUSTOMERS:
+        return generate_blocks(out, n_customers=n_customers, seed=seed, start_date=start_date, end_date=end_date,
+                               locale=locale, currency=currency, with_events=with_events)
     if n_customers < 50:
         raise ParamsError(f"source.n_customers must be at least 50, got {n_customers}")
     try:
@@ -159,6 +169,13 @@ def generate(out: str | Path, *, n_customers: int = 20_000, seed: int = 42, star
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rngs = {name: np.random.default_rng(s) for name, s in zip(_STREAMS, np.random.SeedSequence(seed).spawn(len(_STREAMS)))}
+    if _block is not None:  # a block of a big world: streams of its own, the world's catalogue
+        block_seq = np.random.SeedSequence(seed, spawn_key=(1000 + _block["index"],))
+        rngs = {name: np.random.default_rng(s) for name, s in zip(_STREAMS, block_seq.spawn(len(_STREAMS)))}
+        rngs["products"] = np.random.default_rng(np.random.SeedSequence(seed).spawn(len(_STREAMS))[
+            _STREAMS.index("products")])
+    blk = _block or {"customer_offset": 0, "order_offset": 0, "test_offset": 0, "id_width": 7,
+                     "catalogue_customers": n_customers}
     clock = Clock(start, end)
     span = clock.span
     fmt = _Time(start)
@@ -206,9 +223,10 @@ def generate(out: str | Path, *, n_customers: int = 20_000, seed: int = 42, star
     hour = r.choice(24, len(orders), p=hour_w / hour_w.sum())
     orders["day"] = np.floor(orders["day"]) + (hour + r.random(len(orders))) / 24
     orders = orders.sort_values(["day", "customer"], kind="stable").reset_index(drop=True)
-    orders["order_id"] = _ids("SO", np.arange(1, len(orders) + 1), 8).to_numpy(zero_copy_only=False)
+    orders["order_id"] = _ids("SO", blk["order_offset"] + np.arange(1, len(orders) + 1), 8).to_numpy(
+        zero_copy_only=False)
 
-    products = draw_products(rngs["products"], loc, n_customers)
+    products = draw_products(rngs["products"], loc, blk["catalogue_customers"])
     disc_p = np.array([PROFILES[t].discount_prob for t in TYPES])[pop.ctype]
     lines = draw_lines(rngs["lines"], orders["customer"].to_numpy(), orders["spend"].to_numpy(), pop.prefs, disc_p,
                        products)
@@ -242,11 +260,13 @@ def generate(out: str | Path, *, n_customers: int = 20_000, seed: int = 42, star
 
     o_ev = orders[["order_id", "customer", "day", "channel"]]
     a_ev = camp["assignments"].merge(camp["campaigns"][["campaign_id", "channel"]], on="campaign_id")
-    reviews, truth_reviews = draw_reviews(rngs["reviews"], orders, lines, loc, span)
-    tickets = draw_tickets(rngs["tickets"], orders, pop.death, loc, span)
+    feedback = _block is None  # a block of a big world has no reviews or tickets
+    if feedback:
+        reviews, truth_reviews = draw_reviews(rngs["reviews"], orders, lines, loc, span)
+        tickets = draw_tickets(rngs["tickets"], orders, pop.death, loc, span)
 
     # ------------------------------------------------------------------ raw tables (text times)
-    cid = _ids("C", np.arange(1, n + 1), 7).to_numpy(zero_copy_only=False)
+    cid = _ids("C", blk["customer_offset"] + np.arange(1, n + 1), blk["id_width"]).to_numpy(zero_copy_only=False)
 
     def cust_ids(idx: np.ndarray) -> np.ndarray:
         idx = np.asarray(idx)
@@ -283,18 +303,19 @@ def generate(out: str | Path, *, n_customers: int = 20_000, seed: int = 42, star
         "variant": asg["variant"], "sent_ts": fmt(asg["sent"].to_numpy()), "opened_ts": fmt(asg["opened"].to_numpy()),
         "clicked_ts": fmt(asg["clicked"].to_numpy()),
     })
-    raw["reviews"] = pd.DataFrame({
-        "review_id": reviews["review_id"], "customer_id": cust_ids(reviews["customer"].to_numpy()),
-        "product_id": reviews["product_id"], "order_id": reviews["order_id"], "ts": fmt(reviews["day"].to_numpy()),
-        "rating": reviews["rating"], "text": reviews["text"], "language": reviews["language"],
-    })
-    raw["tickets"] = pd.DataFrame({
-        "ticket_id": tickets["ticket_id"], "customer_id": cust_ids(tickets["customer"].to_numpy()),
-        "order_id": tickets["order_id"], "opened_ts": fmt(tickets["day"].to_numpy()),
-        "resolved_ts": fmt(tickets["resolved_day"].to_numpy()), "category": tickets["category"],
-        "channel": tickets["channel"], "text": tickets["text"], "satisfaction": tickets["satisfaction"],
-    })
-    truth["dirt"] = _plant_dirt(rngs["dirt"], raw, fmt, span, n_guest)
+    if feedback:
+        raw["reviews"] = pd.DataFrame({
+            "review_id": reviews["review_id"], "customer_id": cust_ids(reviews["customer"].to_numpy()),
+            "product_id": reviews["product_id"], "order_id": reviews["order_id"], "ts": fmt(reviews["day"].to_numpy()),
+            "rating": reviews["rating"], "text": reviews["text"], "language": reviews["language"],
+        })
+        raw["tickets"] = pd.DataFrame({
+            "ticket_id": tickets["ticket_id"], "customer_id": cust_ids(tickets["customer"].to_numpy()),
+            "order_id": tickets["order_id"], "opened_ts": fmt(tickets["day"].to_numpy()),
+            "resolved_ts": fmt(tickets["resolved_day"].to_numpy()), "category": tickets["category"],
+            "channel": tickets["channel"], "text": tickets["text"], "satisfaction": tickets["satisfaction"],
+        })
+    truth["dirt"] = _plant_dirt(rngs["dirt"], raw, fmt, span, n_guest, test_offset=blk["test_offset"])
     if with_events:
         ev_counts, ev_dirt = _write_events(seed, out / "events.parquet", pop, span, fmt, o_ev, lines, products, a_ev,
                                            people, loc, cid)
@@ -309,7 +330,8 @@ def generate(out: str | Path, *, n_customers: int = 20_000, seed: int = 42, star
                      np.where(~pur.alive_end, "lapsed_buyer",
                               np.where(pur.n_purchases > 1, "repeat_buyer", "one_time_buyer")))
     complained = np.zeros(n, bool)
-    complained[tickets["customer"].to_numpy()] = True
+    if feedback:
+        complained[tickets["customer"].to_numpy()] = True
     tc = pd.DataFrame({
         "customer_id": cid, "type": np.array(TYPES, dtype=object)[pop.ctype], "is_buyer": pop.is_buyer,
         "first_purchase_ts": fmt(pop.birth), "lambda_per_week": pop.lam, "dropout_p": pop.p,
@@ -320,7 +342,8 @@ def generate(out: str | Path, *, n_customers: int = 20_000, seed: int = 42, star
     for k, c in enumerate(cats):
         tc[f"pref_{c}"] = pop.prefs[:, k]
     _write(tc, out / "truth_customers.parquet")
-    _write(truth_reviews, out / "truth_reviews.parquet")
+    if feedback:
+        _write(truth_reviews, out / "truth_reviews.parquet")
     eff = camp["effects"]
     _write(pd.DataFrame({"campaign_id": eff["campaign_id"], "customer_id": cust_ids(eff["customer"].to_numpy()),
                          "variant": eff["variant"], "alive_at_send": eff["alive_at_send"],
@@ -340,7 +363,7 @@ def generate(out: str | Path, *, n_customers: int = 20_000, seed: int = 42, star
 
 
 def _plant_dirt(rng: np.random.Generator, raw: dict[str, pd.DataFrame], fmt: _Time, span: float,
-                n_guest: int) -> dict:
+                n_guest: int, *, test_offset: int = 0) -> dict:
     """Plant the dirt of :data:`DIRT_RATES` into *raw* (in place); return ``{kind: {table, rows, rate}}``."""
     planted: dict[str, dict] = {}
     orders, lines = raw["orders"], raw["order_lines"]
@@ -353,7 +376,7 @@ def _plant_dirt(rng: np.random.Generator, raw: dict[str, pd.DataFrame], fmt: _Ti
     # test orders placed by staff
     k = max(1, int(round(DIRT_RATES["test_orders"][1] * clean_orders)))
     cust = orders["customer_id"].dropna().to_numpy()
-    t_ids = np.array([f"TEST-{i:05d}" for i in range(1, k + 1)], dtype=object)
+    t_ids = np.array([f"TEST-{i:05d}" for i in range(test_offset + 1, test_offset + k + 1)], dtype=object)
     test_orders = pd.DataFrame({"order_id": t_ids, "customer_id": rng.choice(cust, k),
                                 "order_ts": fmt(rng.random(k) * span), "channel": "web", "status": "completed",
                                 "order_total": 1.0})

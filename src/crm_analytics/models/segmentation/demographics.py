@@ -38,7 +38,9 @@ def _with_demographics(rfm_seg: pd.DataFrame, customers: pd.DataFrame, by: Seque
     rfm_seg = _customer_index(rfm_seg, "rfm_seg")
     _require(rfm_seg, [segment_col, "revenue", "orders"], "rfm_seg")
     _require(customers, ["customer_id"], "customers")
-    cust = customers.drop_duplicates("customer_id").set_index("customer_id")
+    # only the columns profiled (not the whole customers table: 10 M rows of a dozen columns at scale)
+    keep = [c for c in dict.fromkeys(["customer_id", "birth_date", "age_band", *by]) if c in customers.columns]
+    cust = customers[keep].drop_duplicates("customer_id").set_index("customer_id")
     if as_of is None:
         as_of = rfm_seg.attrs.get("as_of") or (rfm_seg["last_purchase"].max() if "last_purchase" in rfm_seg
                                                 else pd.Timestamp.now(tz="UTC"))
