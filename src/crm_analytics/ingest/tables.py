@@ -45,8 +45,10 @@ def has_table(dataset: str, table: str) -> bool:
     return (paths.interim_dir(dataset) / f"{table}.parquet").exists()
 
 
-def read_clean(dataset: str, table: str, *, required: bool | None = None) -> pd.DataFrame | None:
-    """Read clean table *table* of *dataset*.
+def read_clean(dataset: str, table: str, *, required: bool | None = None,
+               columns: list[str] | None = None) -> pd.DataFrame | None:
+    """Read clean table *table* of *dataset* (only *columns*, those of them the table has, when given:
+    a large shop's events or order lines need not be read whole).
 
     Returns ``None`` for an absent optional table; raises for an absent required one.
 
@@ -66,7 +68,10 @@ def read_clean(dataset: str, table: str, *, required: bool | None = None) -> pd.
                 f"run `make reports DATASET={dataset}` (notebook 01_data_cleaning writes it)"
             )
         return None
-    return pd.read_parquet(path)
+    if columns is not None:
+        present = set(pq.read_schema(path).names)
+        columns = [c for c in columns if c in present]
+    return pd.read_parquet(path, columns=columns)
 
 
 def purchases(orders: pd.DataFrame) -> pd.DataFrame:

@@ -32,11 +32,12 @@ def _sessions(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     ts = _utc_naive(events["ts"], "events.ts")
     ev = events.loc[(ts <= as_of.tz_localize(None)).to_numpy(), ["customer_id", "anonymous_id", "session_id"]]
     ev, _ = stitch_events(ev)
-    known = ev["customer_id"].notna()
+    known = ev["customer_id"].notna().to_numpy()
+    # text stays in Arrow-backed columns: Python string objects for tens of millions of events cost many GB
     ev = pd.DataFrame({
-        "visitor_type": np.where(known, "customer", "anonymous"),
-        "visitor_id": ev["customer_id"].astype(object).where(known, ev["anonymous_id"].astype(object)).to_numpy(),
-        "session_id": ev["session_id"].to_numpy(),
+        "visitor_type": pd.Series(np.where(known, "customer", "anonymous"), index=ev.index),
+        "visitor_id": ev["customer_id"].astype("string").where(known, ev["anonymous_id"].astype("string")),
+        "session_id": ev["session_id"],
     })
     ev = ev[ev["visitor_id"].notna() & ev["session_id"].notna()]
     return ev.groupby(["visitor_type", "visitor_id"], sort=False)["session_id"].nunique().rename("sessions").reset_index()
