@@ -475,7 +475,7 @@ def map_partitions(table: Any, fn: Callable[[Any], Any], schema: Any, out_path: 
         return out
     out.mkdir(parents=True)
     _COUNTS["duckdb"] = _COUNTS.get("duckdb", 0) + 1
-    reader = backend.con.execute(str(backend.compile(table))).to_arrow_reader(1_000_000)
+    reader = backend.con.sql(str(backend.compile(table))).to_arrow_reader(1_000_000)
     try:  # the batches stream from DuckDB: one in memory at a time
         for i, batch in enumerate(reader):
             result = pa.Table.from_pandas(fn(batch.to_pandas()), schema=arrow_schema, preserve_index=False)
