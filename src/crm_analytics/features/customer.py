@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +82,6 @@ _COLUMNS = {
 # --------------------------------------------------------------------------------------------
 # reading the tables
 # --------------------------------------------------------------------------------------------
-@contextmanager
-def _session() -> Iterator[Any]:
-    """The engine's session (:func:`crm_analytics.compute.session`)."""
-    with local_ibis() as session:
-        yield session
-
-
 def _utc_us(ts: pd.Series) -> pd.Series:
     """A timestamp column as tz-aware UTC at microsecond precision (what the clean parquet files hold)."""
     if not pd.api.types.is_datetime64_any_dtype(ts):
@@ -296,7 +288,7 @@ def customer_features(data: str | dict[str, Any], as_of: Any, *, exclude: Sequen
         When there is no orders table, or it lacks a required column.
     """
     as_of = _timestamp(as_of)
-    with _session() as session:
+    with local_ibis() as session:
         tables = _Tables(session, data, exclude)
         orders = _orders(tables, data)
         if orders is None:
@@ -352,7 +344,7 @@ def pre_period(data: str | dict[str, Any], as_of: Any, customer_ids: Any, *, day
     """
     as_of = _timestamp(as_of)
     ids = pd.Index(customer_ids, name="customer_id")
-    with _session() as session:
+    with local_ibis() as session:
         tables = _Tables(session, data)
         orders = _orders(tables, data)
         got = None
@@ -398,7 +390,7 @@ def campaign_pre_period(data: str | dict[str, Any], *, days: int = 180) -> pd.Da
     """
     import ibis
 
-    with _session() as session:
+    with local_ibis() as session:
         tables = _Tables(session, data)
         asg, camp = tables.get("campaign_assignments"), tables.get("campaigns")
         if asg is None or camp is None:
@@ -438,7 +430,7 @@ def snapshot_as_of(dataset: str) -> pd.Timestamp | None:
     """The end of the dataset's last purchase day (midnight UTC after it: the reference date of the
     segmentation report's default), or ``None`` without any purchase (or without an orders table: a
     review or session export)."""
-    with _session() as session:
+    with local_ibis() as session:
         tables = _Tables(session, dataset)
         if tables._source("orders") is None:
             return None
