@@ -19,7 +19,7 @@ from crm_analytics import compute, paths
 from crm_analytics.ingest.contracts import TABLES
 from crm_analytics.errors import DataContractError
 
-__all__ = ["read_clean", "read_processed", "has_table", "purchases", "PURCHASE_STATUSES", "ParquetTable",
+__all__ = ["read_clean", "clean_table", "ibis_table", "columns_of", "read_processed", "has_table", "purchases", "PURCHASE_STATUSES", "ParquetTable",
            "duckdb_connect", "isin", "DUCKDB_MEMORY_LIMIT", "DUCKDB_THREADS",
            "local_ibis", "LocalIbis", "LOCAL_IBIS_THREADS", "LOCAL_IBIS_MEMORY_LIMIT", "by_customer", "sorted_keys",
            "ids_for_keys"]
@@ -72,6 +72,44 @@ def read_clean(dataset: str, table: str, *, required: bool | None = None,
         present = set(pq.read_schema(path).names)
         columns = [c for c in columns if c in present]
     return pd.read_parquet(path, columns=columns)
+
+
+def clean_table(dataset: str, table: str, *, required: bool | None = None) -> ParquetTable | None:
+    """Clean table *table* of *dataset* as a :class:`ParquetTable` handle: nothing is read until a query
+    needs it (the orders, order lines or customers of a shop with millions of customers).
+
+    ``None`` for an absent optional table; an absent required one raises as in :func:`read_clean`.
+    """
+    if table not in TABLES:
+        raise DataContractError(f"unknown table {table!r}; tables are {sorted(TABLES)}")
+    path = paths.interim_dir(dataset) / f"{table}.parquet"
+    if not path.exists():
+        if TABLES[table].required if required is None else required:
+            raise DataContractError(
+                f"{path}: clean table {table!r} of dataset {dataset!r} does not exist; "
+                f"run `make reports DATASET={dataset}` (notebook 01_data_cleaning writes it)"
+            )
+        return None
+    return ParquetTable(path)
+
+
+def columns_of(data: pd.DataFrame | ParquetTable) -> list[str]:
+    """The column names of a DataFrame or a :class:`ParquetTable`."""
+    if isinstance(data, (pd.DataFrame, ParquetTable)):
+        return list(data.columns)
+    raise DataContractError(f"expected a pandas DataFrame or a tables.ParquetTable, got {type(data).__name__}")
+
+
+def ibis_table(db: compute.Session, data: pd.DataFrame | ParquetTable, columns: list[str] | None = None):
+    """*data* (a DataFrame or a :class:`ParquetTable`) as an Ibis table on the session *db*, with only
+    *columns* (those of them it has; all when ``None``). A parquet file is scanned by the engine where
+    it lies; a DataFrame is registered through Arrow. Timestamps keep their type (UTC-aware in the
+    clean tables)."""
+    have = columns_of(data)
+    cols = have if columns is None else [c for c in columns if c in have]
+    if isinstance(data, ParquetTable):
+        return db.parquet(data.path).select(*cols)
+    return db.table(data[cols].reset_index(drop=True))
 
 
 def purchases(orders: pd.DataFrame) -> pd.DataFrame:
