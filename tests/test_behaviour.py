@@ -53,6 +53,15 @@ def test_inactivity_splits_sessions_strictly_after_the_gap():
     assert bh.sessions(ev, inactivity_minutes=31)["events"].tolist() == [3, 1]
 
 
+def test_the_inactivity_gap_is_exact_below_a_second():
+    # 30 min + 0.25 s apart, and within one whole second of the start: a new session; 30 min exactly: the same
+    ev = _ev([(0.5 / 60, "d1", None, None, "page_view"), (30 + 0.75 / 60, "d1", None, None, "product_view", "P1"),
+              (0.5 / 60, "d2", None, None, "page_view"), (30 + 0.5 / 60, "d2", None, None, "product_view", "P1")],
+             with_session=False)
+    s = bh.sessions(ev)
+    assert dict(zip(s["session_id"], s["events"])) == {"d1#1": 1, "d1#2": 1, "d2#1": 2}
+
+
 def test_provided_session_ids_are_kept_even_across_a_long_gap_and_missing_ones_are_filled():
     ev = _ev([(0, "d1", None, "S1", "page_view"), (120, "d1", None, "S1", "product_view", "P1"),
               (130, "d1", None, None, "page_view"), (131, "d1", None, None, "search")])

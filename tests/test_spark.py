@@ -94,3 +94,18 @@ def test_spark_ran_the_queries(built):
             assert record["queries"].get(engine, 0) > 0, record
             other = "duckdb" if engine == "pyspark" else "pyspark"
             assert record["queries"].get(other, 0) == 0, record  # nothing fell back to the other engine
+
+
+def test_sessions_split_at_the_exact_gap_on_spark():
+    """Spark's epoch seconds are whole seconds: the inactivity gap is compared as timestamps, so a gap of
+    30 minutes and a quarter of a second splits a session on Spark as on DuckDB."""
+    import test_behaviour
+
+    from crm_analytics import compute
+
+    compute.use("pyspark", spark_master="local[1]")
+    try:
+        test_behaviour.test_the_inactivity_gap_is_exact_below_a_second()
+        test_behaviour.test_inactivity_splits_sessions_strictly_after_the_gap()
+    finally:
+        compute.use("duckdb")

@@ -167,8 +167,9 @@ def _session_rows(db: Any, events: Any, inactivity_minutes: float = 30) -> Any:
     rest = t.filter(t.session_id.isnull())
     w = ibis.window(group_by=rest.device_key, order_by=[rest.ts, rest.event_id])
     rest = rest.mutate(prev_ts=rest.ts.lag().over(w))
-    gap = rest.ts.epoch_seconds() - rest.prev_ts.epoch_seconds()
-    rest = rest.mutate(starts=ibis.ifelse(rest.prev_ts.isnull() | (gap > inactivity_minutes * 60), 1, 0))
+    # compared as timestamps, to the microsecond on every engine (epoch seconds are whole seconds)
+    limit = ibis.interval(int(round(inactivity_minutes * 60_000_000)), unit="us")
+    rest = rest.mutate(starts=ibis.ifelse(rest.prev_ts.isnull() | (rest.ts > rest.prev_ts + limit), 1, 0))
     rest = rest.mutate(n=rest.starts.sum().over(ibis.window(group_by=rest.device_key, order_by=[rest.ts, rest.event_id],
                                                             rows=(None, 0))))
     rest = rest.mutate(session_key=rest.device_key.concat("#", rest.n.cast("string"))).drop("prev_ts", "starts", "n")
