@@ -49,3 +49,24 @@ def test_no_campaigns_is_a_clear_error():
     del t["campaigns"]
     with pytest.raises(DataContractError, match="no campaigns"):
         campaign_outcomes(t)
+
+
+def test_visits_are_counted_in_the_engine_alike_for_a_frame_and_a_parquet_file(ci_clean, tmp_path):
+    from crm_analytics.ingest.tables import ParquetTable
+
+    tables = {k: ci_clean[k] for k in ("campaigns", "campaign_assignments", "orders", "events")}
+    got = campaign_outcomes(tables, attribution_days=14).set_index(["campaign_id", "customer_id"])
+    # independently, in pandas: an event of a session of the customer in [start, start + 14 days)
+    a = tables["campaign_assignments"].merge(tables["campaigns"][["campaign_id", "start_ts"]], on="campaign_id")
+    ev = tables["events"]
+    ev = ev[ev["customer_id"].notna() & ev["session_id"].notna()][["customer_id", "ts"]]
+    j = a[["campaign_id", "customer_id", "start_ts"]].merge(ev, on="customer_id")
+    j = j[(j["ts"] >= j["start_ts"]) & (j["ts"] < j["start_ts"] + pd.Timedelta(days=14))]
+    visited = set(zip(j["campaign_id"], j["customer_id"]))
+    expected = pd.Series([k in visited for k in got.index], index=got.index)
+    assert 0 < expected.sum() < len(expected)
+    assert got["visited"].tolist() == expected.tolist()
+    path = tmp_path / "events.parquet"
+    tables["events"].to_parquet(path)
+    lazy = campaign_outcomes({**tables, "events": ParquetTable(path)}, attribution_days=14)
+    pd.testing.assert_frame_equal(lazy.set_index(["campaign_id", "customer_id"]), got)

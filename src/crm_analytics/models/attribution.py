@@ -13,9 +13,10 @@ from typing import Any
 
 import pandas as pd
 
+from crm_analytics import compute
 from crm_analytics.errors import DataContractError
 from crm_analytics.features.customer import TIMESTAMP_COLUMNS, campaign_pre_period, customer_features, pre_period
-from crm_analytics.ingest.tables import purchases
+from crm_analytics.ingest.tables import ParquetTable, columns_of, ibis_table, purchases
 
 __all__ = ["campaign_outcomes", "pre_period_features", "snapshot_features", "uplift_features"]
 
@@ -57,12 +58,31 @@ def campaign_outcomes(tables: dict[str, pd.DataFrame], *, attribution_days: floa
     out["converted"] = out["orders"] > 0
     events = tables.get("events")
     if events is not None and len(events):
-        sess = events[events["customer_id"].notna() & events["session_id"].notna()][["customer_id", "ts"]]
-        v = _window_join(a, sess, "ts", attribution_days).groupby(key).size().rename("visits")
+        v = _visits(a[["campaign_id", "customer_id", "window_start"]], events, attribution_days)
         out = out.merge(v, left_on=key, right_index=True, how="left")
         out["visited"] = out["visits"].fillna(0) > 0
         out = out.drop(columns="visits")
     return out.reset_index(drop=True)
+
+
+def _visits(windows: pd.DataFrame, events: pd.DataFrame | ParquetTable, days: float) -> pd.Series:
+    """Events in sessions of each assigned customer inside the campaign's window, per (campaign_id, customer_id),
+    counted by the engine: the events (a DataFrame or, for a large log, a :class:`ParquetTable` read where it
+    lies) never come to pandas."""
+    import ibis
+
+    missing = [c for c in ("customer_id", "session_id", "ts") if c not in columns_of(events)]
+    if missing:
+        raise DataContractError(f"events have no column(s) {missing}: visits in the attribution window need the "
+                                "clean events table (customer_id, session_id, ts)")
+    width = ibis.interval(int(round(days * 86_400_000_000)), unit="us")
+    with compute.session() as db:
+        ev = ibis_table(db, events, ["customer_id", "session_id", "ts"])
+        ev = ev.filter(ev.customer_id.notnull() & ev.session_id.notnull()).select("customer_id", "ts")
+        j = db.table(windows.reset_index(drop=True)).join(ev, "customer_id")
+        j = j.filter((j.ts >= j.window_start) & (j.ts < j.window_start + width))
+        got = j.group_by(["campaign_id", "customer_id"]).aggregate(visits=j.count()).to_pyarrow().to_pandas()
+    return got.set_index(["campaign_id", "customer_id"])["visits"]
 
 
 def pre_period_features(tables: dict[str, pd.DataFrame], *, days: int = 180) -> pd.DataFrame:
