@@ -464,7 +464,9 @@ def product_interest(events: Any, *, products: pd.DataFrame | None = None, order
     import ibis
 
     with local_ibis() as db:
-        t = _session_events(db, events, inactivity_minutes)
+        # sessions without the order inside them (no window over every event), and one pass: the span of the
+        # product events is the earliest first and the latest last time of the products
+        t = _session_rows(db, events, inactivity_minutes)
         t = t.filter(t.product_id.notnull())
         et = t.event_type
         agg = t.group_by("product_id").aggregate(
@@ -472,10 +474,11 @@ def product_interest(events: Any, *, products: pd.DataFrame | None = None, order
             view_sessions=ibis.ifelse(et == "product_view", t.session_key, None).nunique(),
             carts=(et == "add_to_cart").cast("int64").sum(),
             event_purchases=(et == "purchase").cast("int64").sum(),
+            first_ts=t.ts.min(), last_ts=t.ts.max(),
         )
         counts = agg.to_pyarrow().to_pandas()
-        span = t.aggregate(start=t.ts.min(), end=t.ts.max()).to_pyarrow().to_pandas()
-    span = _utc(span)
+    span = _utc(pd.DataFrame({"start": [counts["first_ts"].min()], "end": [counts["last_ts"].max()]}))
+    counts = counts.drop(columns=["first_ts", "last_ts"])
     counts["product_id"] = counts["product_id"].astype(str)
     if order_lines is not None and orders is not None:
         bought = _purchase_lines(order_lines, orders, span["start"].iloc[0], span["end"].iloc[0])
