@@ -42,9 +42,17 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_analytics.errors import DataContractError, ParamsError
-from crm_analytics.ingest.tables import LocalIbis, ids_for_keys, local_ibis, sorted_keys
+from crm_analytics.ingest.tables import (
+    PURCHASE_STATUSES,
+    LocalIbis,
+    ParquetTable,
+    ibis_table,
+    ids_for_keys,
+    local_ibis,
+    sorted_keys,
+)
 
-__all__ = ["FREQS", "DAYS_PER_MONTH", "rfm_summary", "calibration_holdout"]
+__all__ = ["FREQS", "DAYS_PER_MONTH", "rfm_summary", "calibration_holdout", "purchases_expr"]
 
 #: Period lengths ``rfm_summary`` understands: day, week (Monday to Sunday, as pandas' ``W``), month.
 FREQS = ("D", "W", "M")
@@ -121,12 +129,34 @@ class _Orders:
         return self.local.table(frame) if self.local is not None else ibis.memtable(frame)
 
 
+def purchases_expr(orders: ibis.Table) -> ibis.Table:
+    """The purchases among clean *orders* (an Ibis table) as :func:`crm_analytics.ingest.tables.purchases`
+    picks them: a known customer and, when the table has a ``status``, status completed or returned."""
+    keep = orders.customer_id.notnull()
+    if "status" in orders.columns:
+        keep = keep & orders.status.isin(list(PURCHASE_STATUSES))
+    return orders.filter(keep)
+
+
 @contextmanager
-def _orders(orders: pd.DataFrame | ibis.Table, monetary: str | None, *, keyed: bool = True) -> Iterator[_Orders]:
+def _orders(orders: pd.DataFrame | ibis.Table | ParquetTable, monetary: str | None, *,
+            keyed: bool = True) -> Iterator[_Orders]:
     """Validate the orders and hold them as an Ibis table for the block: an Ibis table stays on its
     own backend; a DataFrame goes to this thread's in-process DuckDB (integer customer keys when
-    ``keyed`` and the rows are sorted by customer_id, as the clean orders are)."""
+    ``keyed`` and the rows are sorted by customer_id, as the clean orders are); a
+    :class:`~crm_analytics.ingest.tables.ParquetTable` of the clean orders is scanned by the engine
+    where it lies, its purchases only (:func:`purchases_expr`)."""
     need = ["customer_id", "order_ts"] + ([monetary] if monetary else [])
+    if isinstance(orders, ParquetTable):
+        missing = [c for c in need if c not in orders.columns]
+        if missing:
+            raise DataContractError(f"{orders.path}: the orders have no column(s) {missing}; columns are "
+                                    f"{list(orders.columns)}")
+        with local_ibis() as db:
+            t = purchases_expr(ibis_table(db, orders, need + ["status"]))
+            with _orders(t, monetary, keyed=keyed) as o:
+                yield _Orders(o.table, None, db)
+        return
     if isinstance(orders, ibis.Table):
         missing = [c for c in need if c not in orders.columns]
         if missing:
@@ -148,7 +178,8 @@ def _orders_frame(orders: pd.DataFrame, need: list[str], monetary: str | None,
                   keyed: bool) -> tuple[pa.Table, pa.Array | None]:
     """Checked orders as Arrow columns, and the ids behind integer customer keys (or ``None``)."""
     if not isinstance(orders, pd.DataFrame):
-        raise DataContractError(f"orders must be a pandas DataFrame or an Ibis table, not {type(orders).__name__}")
+        raise DataContractError(f"orders must be a pandas DataFrame, an Ibis table or a tables.ParquetTable, "
+                                f"not {type(orders).__name__}")
     missing = [c for c in need if c not in orders.columns]
     if missing:
         raise DataContractError(
@@ -287,7 +318,7 @@ def _finish_summary(table: pa.Table, attrs: dict[str, Any], *, ids: pa.Array | N
 
 
 def rfm_summary(
-    orders: pd.DataFrame | ibis.Table,
+    orders: pd.DataFrame | ibis.Table | ParquetTable,
     *,
     calibration_end: Any = None,
     observation_end: Any = None,
@@ -306,7 +337,11 @@ def rfm_summary(
         time-zone-aware ``order_ts`` is read in the backend's session time zone, so set that to
         UTC or store UTC wall-clock times). A DataFrame sorted by ``customer_id``, as the clean
         orders are (:func:`crm_analytics.ingest.tables.by_customer`), is summarised faster: its
-        customers are keyed by position; any other row order gives the same result.
+        customers are keyed by position; any other row order gives the same result. A
+        :class:`~crm_analytics.ingest.tables.ParquetTable` of the clean orders
+        (:func:`crm_analytics.ingest.tables.clean_table`) is read by the engine where it lies, and
+        its purchases are picked there (known customer, status completed or returned): the same
+        summary as from ``purchases(orders)`` in pandas, without loading the orders.
     calibration_end
         Last day of the calibration period, inclusive (a date; a time of day is ignored).
         Defaults to the day of the last order.
@@ -354,7 +389,7 @@ def rfm_summary(
             f"no purchase on or before calibration_end={cal:%Y-%m-%d}; move calibration_end later "
             "or check the orders' dates"
         )
-    return _finish_summary(df, ids=o.ids, sorted_ids=not isinstance(orders, ibis.Table), attrs={
+    return _finish_summary(df, ids=o.ids, sorted_ids=isinstance(orders, pd.DataFrame), attrs={
         "freq": freq, "freq_multiplier": float(freq_multiplier),
         "time_unit_days": _FREQ_DAYS[freq] * float(freq_multiplier),
         "calibration_end": f"{cal:%Y-%m-%d}",
@@ -362,7 +397,7 @@ def rfm_summary(
 
 
 def calibration_holdout(
-    orders: pd.DataFrame | ibis.Table,
+    orders: pd.DataFrame | ibis.Table | ParquetTable,
     calibration_end: Any,
     observation_end: Any,
     *,
@@ -427,7 +462,7 @@ def calibration_holdout(
         raise DataContractError(
             f"no purchase on or before calibration_end={cal:%Y-%m-%d}; move calibration_end later"
         )
-    out = _finish_summary(df, ids=o.ids, sorted_ids=not isinstance(orders, ibis.Table), attrs={
+    out = _finish_summary(df, ids=o.ids, sorted_ids=isinstance(orders, pd.DataFrame), attrs={
         "freq": freq, "freq_multiplier": mult, "time_unit_days": _FREQ_DAYS[freq] * mult,
         "calibration_end": f"{cal:%Y-%m-%d}", "observation_end": f"{obs:%Y-%m-%d}",
     })

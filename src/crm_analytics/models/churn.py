@@ -23,12 +23,14 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+from crm_analytics import compute
 from crm_analytics.errors import ModelFitError
 from crm_analytics.features import customer as features_customer
-from crm_analytics.ingest.tables import purchases
+from crm_analytics.features.summary import purchases_expr
+from crm_analytics.ingest.tables import ParquetTable, ibis_table, purchases
 
-__all__ = ["customer_features", "churn_labels", "ChurnModel", "fit_churn_model", "score_churn", "lift_table",
-           "calibration_table", "feature_label"]
+__all__ = ["customer_features", "churn_labels", "buyers_between", "ChurnModel", "fit_churn_model", "score_churn",
+           "lift_table", "calibration_table", "feature_label"]
 
 DAY = pd.Timedelta(days=1)
 
@@ -50,12 +52,37 @@ def customer_features(tables: dict[str, pd.DataFrame] | str, as_of: pd.Timestamp
     return f.drop(columns=features_customer.TIMESTAMP_COLUMNS)
 
 
-def churn_labels(orders: pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp, horizon_days: int) -> pd.Series:
-    """1 = no purchase in ``(as_of, as_of + horizon_days]``, for each customer in *customers*."""
+def buyers_between(orders: pd.DataFrame | ParquetTable, after: pd.Timestamp, upto: pd.Timestamp) -> pd.Index:
+    """The distinct customers with a purchase (:func:`crm_analytics.ingest.tables.purchases`) in
+    ``(after, upto]``. A :class:`~crm_analytics.ingest.tables.ParquetTable` of the clean orders is
+    queried on the engine where it lies (only the ids come back); a DataFrame is filtered in pandas."""
+    after, upto = pd.Timestamp(after), pd.Timestamp(upto)
+    if isinstance(orders, ParquetTable):
+        import ibis
+
+        def lit(ts: pd.Timestamp) -> ibis.Value:  # microseconds, the clean tables' precision: x > ts, x <= ts
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            return ibis.literal(ts.floor("us").to_pydatetime(), type="timestamp('UTC')")
+
+        with compute.session() as db:
+            b = purchases_expr(ibis_table(db, orders, ["customer_id", "order_ts", "status"]))
+            w = b.filter((b.order_ts > lit(after)) & (b.order_ts <= lit(upto)))
+            ids = w.select("customer_id").distinct().to_pyarrow()["customer_id"]
+        return pd.Index(ids.to_pandas(), name="customer_id")
     b = purchases(orders)
-    window = b[(b["order_ts"] > as_of) & (b["order_ts"] <= as_of + horizon_days * DAY)]
-    active = set(window["customer_id"])
-    return pd.Series([0 if c in active else 1 for c in customers], index=customers, name="churned", dtype="int64")
+    window = b.loc[(b["order_ts"] > after) & (b["order_ts"] <= upto), "customer_id"]
+    return pd.Index(window.unique(), name="customer_id")
+
+
+def churn_labels(orders: pd.DataFrame | ParquetTable, customers: pd.Index, as_of: pd.Timestamp,
+                 horizon_days: int) -> pd.Series:
+    """1 = no purchase in ``(as_of, as_of + horizon_days]``, for each customer in *customers*.
+
+    *orders*: the clean orders in pandas, or a :class:`~crm_analytics.ingest.tables.ParquetTable` of them
+    (the buyers of the window are found by the engine: :func:`buyers_between`)."""
+    active = buyers_between(orders, as_of, as_of + horizon_days * DAY)
+    churned = ~np.asarray(customers.isin(active), dtype=bool)
+    return pd.Series(churned.astype("int64"), index=customers, name="churned")
 
 
 @dataclass
@@ -90,9 +117,13 @@ def score_churn(y: pd.Series, score: pd.Series) -> dict:
     }
 
 
-def fit_churn_model(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, horizon_days: int = 90,
+def fit_churn_model(tables: dict[str, pd.DataFrame | ParquetTable], cutoff: pd.Timestamp, horizon_days: int = 90,
                     seed: int = 0) -> ChurnModel:
-    """Train on features at ``cutoff - horizon`` (labels up to *cutoff*), score on features at *cutoff*."""
+    """Train on features at ``cutoff - horizon`` (labels up to *cutoff*), score on features at *cutoff*.
+
+    *tables*: the clean tables as DataFrames or as :class:`~crm_analytics.ingest.tables.ParquetTable`
+    handles (:func:`crm_analytics.ingest.tables.clean_table`), which the features and labels read on the
+    engine where the files lie; both give the same model."""
     orders = tables["orders"]
     train_as_of = cutoff - horizon_days * DAY
     X_train = customer_features(tables, train_as_of)
@@ -107,6 +138,7 @@ def fit_churn_model(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, horiz
     model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.06, max_leaf_nodes=15,
                                            l2_regularization=1.0, random_state=seed)
     model.fit(X_train, y_train)
+    del X_train, y_train  # one row per customer: millions of rows in a large shop
     score = pd.Series(model.predict_proba(X_test)[:, 1], index=X_test.index, name="p_churn_ml")
     metrics = score_churn(y_test, score)
     n_imp = min(len(X_test), 5000)

@@ -16,11 +16,14 @@ from crm_analytics import compute, i18n
 from crm_analytics.models import clv
 from crm_analytics.reports import report
 from crm_analytics.models.churn import calibration_table, score_churn
-from crm_analytics.errors import ParamsError
+from crm_analytics.errors import DataContractError, ParamsError
+from crm_analytics.features.summary import purchases_expr
+from crm_analytics.ingest.tables import ParquetTable, ibis_table
 
-__all__ = ["TIME_UNITS", "PUBLISHED_CDNOW", "MODEL_NAMES", "time_unit_freq", "bucket", "periods",
+__all__ = ["TIME_UNITS", "PUBLISHED_CDNOW", "MODEL_NAMES", "time_unit_freq", "bucket", "periods", "purchase_days",
            "simulate_repeat_purchases", "frequency_histogram", "model_choice", "published_comparison",
-           "truth_params_table", "palive_vs_truth", "spend_check", "customer_values", "churn_side_by_side",
+           "truth_params_table", "truth_customers", "segment_labels", "palive_vs_truth", "spend_check",
+           "customer_values", "churn_side_by_side",
            "which_to_trust", "end_of_day_utc", "fit_models", "fit_spend", "parameter_table", "fit_table",
            "period_word"]
 
@@ -54,10 +57,29 @@ def bucket(time_unit: str) -> int:
     return 7 if time_unit_freq(time_unit)[0] == "D" else 1
 
 
-def periods(bought: pd.DataFrame, calibration_end: str, holdout_days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Calibration end and observation end (naive days): from params, or ``holdout_days`` before the last order."""
+def purchase_days(bought: pd.DataFrame | ParquetTable) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and the last purchase day (naive UTC midnights) of *bought*: purchases in pandas, or a
+    :class:`~crm_analytics.ingest.tables.ParquetTable` of the clean orders (its purchases, read by the
+    engine where they lie)."""
+    if isinstance(bought, ParquetTable):
+        with compute.session() as db:
+            t = purchases_expr(ibis_table(db, bought, ["customer_id", "order_ts", "status"]))
+            got = t.aggregate(first=t.order_ts.min(), last=t.order_ts.max()).to_pyarrow().to_pylist()[0]
+        if got["first"] is None:
+            raise DataContractError(f"{bought.path}: no purchase (known customer, status completed or returned)")
+        first, last = (pd.Timestamp(got[k]) for k in ("first", "last"))
+        first, last = (ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+                       for ts in (first, last))
+        return first.normalize(), last.normalize()
     days = bought["order_ts"].dt.tz_convert(None).dt.normalize()
-    first, last = days.min(), days.max()
+    return days.min(), days.max()
+
+
+def periods(bought: pd.DataFrame | ParquetTable, calibration_end: str,
+            holdout_days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Calibration end and observation end (naive days): from params, or ``holdout_days`` before the last
+    purchase. *bought*: purchases in pandas, or a ParquetTable of the clean orders (:func:`purchase_days`)."""
+    first, last = purchase_days(bought)
     if calibration_end:
         try:
             cal = pd.Timestamp(calibration_end)
@@ -76,10 +98,12 @@ def periods(bought: pd.DataFrame, calibration_end: str, holdout_days: int) -> tu
     return cal, obs
 
 
-def simulate_repeat_purchases(fit: clv.FitResult, T: np.ndarray, *, draws: int = 20, seed: int = 0) -> np.ndarray:
+def simulate_repeat_purchases(fit: clv.FitResult, T: np.ndarray, *, draws: int = 20, seed: int = 0,
+                              rng: np.random.Generator | None = None) -> np.ndarray:
     """Repeat purchases of customers observed for ``T`` units, simulated from the fitted model
-    (``draws`` worlds per customer, flattened) — the model's expected frequency distribution."""
-    rng = np.random.default_rng(seed)
+    (``draws`` worlds per customer, flattened) — the model's expected frequency distribution.
+    *rng* (else a generator seeded with *seed*) lets a caller simulate many customers in chunks."""
+    rng = np.random.default_rng(seed) if rng is None else rng
     T = np.repeat(np.asarray(T, dtype=float), draws)
     p = fit.params
     lam = rng.gamma(p["r"], 1 / p["alpha"], len(T))
@@ -95,17 +119,36 @@ def simulate_repeat_purchases(fit: clv.FitResult, T: np.ndarray, *, draws: int =
     return np.minimum(j, n)
 
 
+#: Most simulated customer histories per model in :func:`frequency_histogram` (fewer draws per customer
+#: beyond it: 10 M customers get 2 each) and per chunk of the simulation (its arrays take ~0.3 GB).
+MAX_SIMULATED = 20_000_000
+SIMULATION_CHUNK = 5_000_000
+
+
 def frequency_histogram(summary: pd.DataFrame, fits: dict[str, clv.FitResult], max_x: int = 7,
                         draws: int = 20) -> pd.DataFrame:
-    """Customers by repeat purchases in calibration (0 … ``max_x``+): actual and expected per model."""
+    """Customers by repeat purchases in calibration (0 … ``max_x``+): actual and expected per model.
+
+    The expected counts simulate ``draws`` histories per customer (fewer when that would exceed
+    :data:`MAX_SIMULATED` in all, at least one), in chunks of :data:`SIMULATION_CHUNK` histories, so the
+    memory stays small for millions of customers; up to one chunk the draws are those of
+    :func:`simulate_repeat_purchases` with seed 0."""
     labels = [str(i) for i in range(max_x)] + [f"{max_x}+"]
 
     def counts(x: np.ndarray, weight: float) -> np.ndarray:
         return np.bincount(np.minimum(x, max_x), minlength=max_x + 1) * weight
 
     out = pd.DataFrame({"actual": counts(summary["frequency"].to_numpy(int), 1.0)}, index=labels)
+    T = summary["T"].to_numpy()
+    draws = max(1, min(draws, MAX_SIMULATED // max(len(T), 1)))
+    step = max(1, SIMULATION_CHUNK // draws)  # customers per chunk
     for name, fit in fits.items():
-        out[name] = counts(simulate_repeat_purchases(fit, summary["T"].to_numpy(), draws=draws), 1 / draws)
+        rng = np.random.default_rng(0)
+        total = np.zeros(max_x + 1, dtype=np.int64)
+        for i in range(0, len(T), step):
+            x = simulate_repeat_purchases(fit, T[i:i + step], draws=draws, rng=rng)
+            total += np.bincount(np.minimum(x, max_x), minlength=max_x + 1)
+        out[name] = total * (1 / draws)
     out.index.name = "repeat_purchases"
     return out
 
@@ -167,6 +210,28 @@ def truth_params_table(fits: dict[str, clv.FitResult], truth: dict, time_unit: s
     return pd.DataFrame(rows).set_index("parameter")
 
 
+def truth_customers(dataset: str, columns: list[str]) -> pd.DataFrame:
+    """*columns* of a generated world's true customers (``truth_customers.parquet``), indexed by
+    ``customer_id``: only those columns are read (the file of 10 M customers holds dozens)."""
+    from crm_analytics import paths
+
+    return pd.read_parquet(paths.raw_dir(dataset) / "truth_customers.parquet",
+                           columns=["customer_id", *columns]).set_index("customer_id")
+
+
+def segment_labels(dataset: str, customers: pd.Index, fallback: pd.Series) -> tuple[pd.Series, bool]:
+    """Each customer's RFM segment from ``data/processed/<dataset>/segments.parquet`` (notebook
+    02; only its ``customer_id`` and ``segment`` columns are read), ``"not segmented"`` for a customer it
+    lacks, and ``True``; without that file *fallback* (e.g. the churn-risk tier) as text, and ``False``."""
+    from crm_analytics import paths
+
+    path = paths.processed_dir(dataset) / "segments.parquet"
+    if not path.exists():
+        return fallback.astype(str).rename("segment"), False
+    seg = pd.read_parquet(path, columns=["customer_id", "segment"]).set_index("customer_id")["segment"]
+    return seg.reindex(customers).fillna("not segmented"), True
+
+
 def palive_vs_truth(fits: dict[str, clv.FitResult], summary: pd.DataFrame, truth_customers: pd.DataFrame,
                     calibration_end: pd.Timestamp) -> pd.DataFrame:
     """ROC AUC of each model's P(alive) at the calibration end against each customer's true status then."""
@@ -185,9 +250,7 @@ def spend_check(gg: clv.FitResult, summary: pd.DataFrame, dataset: str, truth: d
                 full_summary: pd.DataFrame | None = None) -> pd.DataFrame | None:
     """Gamma-Gamma against the truth (generated world) or the published CDNOW fit (all 78 weeks)."""
     if truth is not None:
-        from crm_analytics import paths
-
-        tc = pd.read_parquet(paths.raw_dir(dataset) / "truth_customers.parquet").set_index("customer_id")
+        tc = truth_customers(dataset, ["mean_spend"])
         rep = summary[summary["frequency"] > 0]
         est = pd.Series(clv.expected_spend(gg, rep["frequency"], rep["monetary_value"]), index=rep.index)
         true = tc["mean_spend"].reindex(rep.index)
@@ -217,18 +280,36 @@ def customer_values(fit: clv.FitResult, gg: clv.FitResult, summary: pd.DataFrame
     batches), and written as parquet to *scores_dir* (a temporary folder when ``None``); the fits are
     the few parameters estimated on the compressed statistics.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     unit = float(summary.attrs["time_unit_days"])
-    with compute.session() as s, tempfile.TemporaryDirectory(prefix="crm_scores_") as tmp:
+    history = ["frequency", "recency", "T", "monetary_value"]
+    with tempfile.TemporaryDirectory(prefix="crm_scores_") as tmp:
         where = Path(scores_dir) if scores_dir is not None else Path(tmp) / "scores"
-        rows = summary[["frequency", "recency", "T", "monetary_value"]].reset_index()
-        rows["customer_id"] = rows["customer_id"].astype(str)
-        clv.score_partitions(fit, gg, s.table(rows), where, horizon_months=horizon_months, margin=margin,
-                             annual_discount_rate=annual_discount_rate, time_unit_days=unit,
-                             predict_days=predict_days)
-        scores = pd.read_parquet(where).set_index("customer_id")
-    scores = scores.reindex(summary.index.astype(str))
-    scores.index = summary.index
-    out = summary[["frequency", "recency", "T", "monetary_value"]].join(scores)
+        ids = pa.array(summary.index.astype(str).array).cast(pa.string())
+        with compute.session() as s:
+            rows = pa.table({"customer_id": ids, **{c: summary[c].to_numpy() for c in history}})
+            clv.score_partitions(fit, gg, s.table(rows), where, horizon_months=horizon_months, margin=margin,
+                                 annual_discount_rate=annual_discount_rate, time_unit_days=unit,
+                                 predict_days=predict_days)
+            del rows
+        scores = pq.read_table(where)
+    # the scores come back in no defined order: put them in the summary's order by matching the ids in
+    # Arrow (a hash of the text, no Python string per customer); a customer without a score stays NaN
+    at = pc.index_in(scores["customer_id"].cast(pa.string()), value_set=ids).to_numpy(zero_copy_only=False)
+    del ids
+    found = ~np.isnan(at)
+    at = at[found].astype(np.int64)
+    out = summary[history].copy()
+    for name in scores.column_names:
+        if name == "customer_id":
+            continue
+        values = np.full(len(out), np.nan)
+        values[at] = scores[name].to_numpy()[found]
+        out[name] = values
+    del scores
     as_of = pd.Timestamp(summary.attrs["calibration_end"])
     rate = (fit.params["r"] + summary["frequency"]) / (fit.params["alpha"] + summary["T"])  # per unit
     wait_days = unit / rate

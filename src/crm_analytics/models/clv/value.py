@@ -17,6 +17,10 @@ from crm_analytics.models.clv.scoring import expected_purchases, expected_spend,
 
 __all__ = ["clv", "clv_cashflows", "score_partitions"]
 
+#: Customers per chunk of :func:`clv_cashflows` by segment: its customer-by-month arrays of a chunk take
+#: about 0.1 GB each (12 months), whatever the number of customers.
+CASHFLOW_CHUNK = 1_000_000
+
 
 def _clv_inputs(fit: FitResult, summary: pd.DataFrame, horizon_months: int, margin: float,
                 annual_discount_rate: float, time_unit_days: float | None) -> float:
@@ -131,7 +135,8 @@ def clv_cashflows(
         As in :func:`clv`.
     segment
         Optional segment label per customer (indexed by customer_id, covering every customer
-        of ``summary``); the flows are then summed per segment and month.
+        of ``summary``); the flows are then summed per segment and month, computed for
+        :data:`CASHFLOW_CHUNK` customers at a time (so memory does not grow with the customers).
 
     Returns
     -------
@@ -142,7 +147,6 @@ def clv_cashflows(
         ``discounted_margin`` per customer gives :func:`clv`.
     """
     unit = _clv_inputs(fit, summary, horizon_months, margin, annual_discount_rate, time_unit_days)
-    vals = _monthly_values(fit, gg_fit, summary, horizon_months, margin, annual_discount_rate, unit)
     months = np.arange(1, horizon_months + 1)
     key_name = summary.index.name or "customer_id"
     if segment is not None:
@@ -154,14 +158,25 @@ def clv_cashflows(
             )
         keys, codes = np.unique(labels.to_numpy(), return_inverse=True)
         codes = codes.reshape(-1)
-        def per_segment(a: np.ndarray) -> np.ndarray:
-            return np.stack([np.bincount(codes, weights=a[:, j], minlength=len(keys)) for j in range(a.shape[1])],
-                            axis=1)
-        table = {k: per_segment(vals[k]) for k in ("purchases", "revenue", "margin", "discounted")}
+        del labels
+        names = ("purchases", "revenue", "margin", "discounted")
+        table = {k: np.zeros((len(keys), horizon_months)) for k in names}
+        for start in range(0, len(summary), CASHFLOW_CHUNK):  # customer by month arrays of one chunk at a time
+            rows = slice(start, start + CASHFLOW_CHUNK)
+            vals = _monthly_values(fit, gg_fit, summary.iloc[rows], horizon_months, margin, annual_discount_rate,
+                                   unit)
+            part = codes[rows]
+            for k in names:
+                table[k] += np.stack([np.bincount(part, weights=vals[k][:, j], minlength=len(keys))
+                                      for j in range(horizon_months)], axis=1)
+            del vals
+        discount = (1.0 + annual_discount_rate) ** (-months / 12.0)
         index = keys
         key_name = segment.name or "segment"
         counts = np.bincount(codes, minlength=len(keys))
     else:
+        vals = _monthly_values(fit, gg_fit, summary, horizon_months, margin, annual_discount_rate, unit)
+        discount = vals["discount"]
         table = {k: vals[k] for k in ("purchases", "revenue", "margin", "discounted")}
         index = summary.index.to_numpy()
         counts = None
@@ -172,7 +187,7 @@ def clv_cashflows(
         "expected_purchases": table["purchases"].reshape(-1),
         "expected_revenue": table["revenue"].reshape(-1),
         "expected_margin": table["margin"].reshape(-1),
-        "discount_factor": np.tile(vals["discount"], k),
+        "discount_factor": np.tile(discount, k),
         "discounted_margin": table["discounted"].reshape(-1),
         "cumulative_discounted_margin": np.cumsum(table["discounted"], axis=1).reshape(-1),
     })
