@@ -25,9 +25,10 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_analytics.errors import DataContractError, ParamsError
-from crm_analytics.ingest.tables import PURCHASE_STATUSES, ids_for_keys, local_ibis, sorted_keys
+from crm_analytics.ingest.tables import (PURCHASE_STATUSES, ParquetTable, ids_for_keys, ibis_table,
+                                         local_ibis, sorted_keys)
 
-__all__ = ["RFM_COLUMNS", "rfm_table"]
+__all__ = ["RFM_COLUMNS", "rfm_table", "ts_literal", "purchase_rows", "utc_times"]
 
 DAY = pd.Timedelta(days=1)
 
@@ -58,6 +59,68 @@ def _require(df: Any, columns: Sequence[str], table: str) -> None:
         )
 
 
+def _require_table(data: Any, columns: Sequence[str], table: str) -> None:
+    """Raise a DataContractError unless *data* is a DataFrame or a ParquetTable holding *columns*."""
+    if isinstance(data, ParquetTable):
+        missing = [c for c in columns if c not in data.columns]
+        if missing:
+            raise DataContractError(f"{table} ({data.path}) has no column(s) {missing}; columns are {data.columns}")
+        return
+    _require(data, columns, table)
+
+
+def ts_literal(ts: pd.Timestamp, *, strict_below: bool = False) -> Any:
+    """*ts* (UTC) as an Ibis timestamp literal at the clean data's precision, microseconds: floored for
+    ``x <= ts`` and ``x > ts``, rounded up for ``x < ts`` and ``x >= ts`` (*strict_below*), so that each
+    comparison holds for microsecond data exactly when it holds for *ts*. Portable (DuckDB and Spark)."""
+    import ibis
+
+    ts = _timestamp(ts, "timestamp")
+    us = ts.ceil("us") if strict_below else ts.floor("us")
+    return ibis.literal(us.to_pydatetime(), type="timestamp('UTC')")
+
+
+def _utc_us(ts: pd.Series, where: str) -> pd.Series:
+    """A timestamp column as tz-aware UTC at microsecond precision (what the clean parquet files hold)."""
+    if not pd.api.types.is_datetime64_any_dtype(ts):
+        raise DataContractError(f"{where} has dtype {ts.dtype}, not a timestamp; parse it with pd.to_datetime first")
+    ts = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+    return ts.dt.floor("us").dt.as_unit("us") if ts.dt.unit == "ns" else ts
+
+
+def purchase_rows(db: Any, orders: pd.DataFrame | ParquetTable, as_of: Any = None,
+                  columns: Sequence[str] = ()) -> Any:
+    """The purchases of *orders* as an Ibis table on session *db*: orders of a known customer with status
+    completed or returned (and ``order_ts <= as_of`` when *as_of* is given), with ``customer_id``,
+    ``order_ts`` (UTC) and ``order_total`` (float64) plus the orders' *columns*.
+
+    *orders* may be a DataFrame (registered through Arrow) or a
+    :class:`~crm_analytics.ingest.tables.ParquetTable` (scanned where it lies: the orders of a shop with
+    millions of customers are never loaded into pandas).
+    """
+    need = ["customer_id", "order_ts", "status", "order_total"]
+    _require_table(orders, need, "orders")
+    cols = list(dict.fromkeys([*need, *columns]))
+    if isinstance(orders, pd.DataFrame):
+        frame = orders[[c for c in cols if c in orders.columns]].reset_index(drop=True)
+        frame["order_ts"] = _utc_us(frame["order_ts"], "orders.order_ts")
+        frame["order_total"] = pd.to_numeric(frame["order_total"], errors="coerce").astype("float64")
+        t = db.table(frame)
+    else:
+        t = ibis_table(db, orders, cols)
+    keep = t.customer_id.notnull() & t.status.isin(list(PURCHASE_STATUSES))
+    if as_of is not None:
+        keep = keep & (t.order_ts <= ts_literal(as_of))
+    t = t.filter(keep)
+    return t.mutate(order_total=t.order_total.cast("float64"))
+
+
+def utc_times(values: pd.Series) -> pd.Series:
+    """Timestamps an engine returned (naive UTC or tz-aware) as tz-aware UTC."""
+    ts = pd.to_datetime(values)
+    return ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+
+
 def _utc_naive(ts: pd.Series, where: str) -> pd.Series:
     """A timestamp column as naive UTC (naive input is taken as UTC)."""
     if not pd.api.types.is_datetime64_any_dtype(ts):
@@ -76,14 +139,17 @@ def _purchase_frame(orders: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def rfm_table(orders: pd.DataFrame, as_of: Any) -> pd.DataFrame:
+def rfm_table(orders: pd.DataFrame | ParquetTable, as_of: Any) -> pd.DataFrame:
     """Recency, number of orders and revenue per customer, from purchases up to *as_of*.
 
     Parameters
     ----------
-    orders : DataFrame
+    orders : DataFrame or ParquetTable
         Clean canonical orders (``customer_id, order_ts, status, order_total``). Non-purchases
-        (cancelled orders, orders without a customer) are left out here.
+        (cancelled orders, orders without a customer) are left out here. A
+        :class:`~crm_analytics.ingest.tables.ParquetTable` (``tables.clean_table``) is aggregated where
+        it lies: only the one-row-per-customer result comes back (the 29.6 M orders of a
+        10,000,000-customer shop are never loaded into pandas).
     as_of : date or timestamp
         Only orders with ``order_ts <= as_of`` count; recency is measured from it.
 
@@ -105,6 +171,14 @@ def rfm_table(orders: pd.DataFrame, as_of: Any) -> pd.DataFrame:
     {'a': {'recency_days': 10.0, 'orders': 2, 'revenue': 40.0, 'aov': 20.0}}
     """
     as_of = _timestamp(as_of, "as_of")
+    if isinstance(orders, ParquetTable):
+        with local_ibis() as db:
+            t = purchase_rows(db, orders, as_of)
+            got = t.group_by("customer_id").aggregate(
+                first_purchase=t.order_ts.min(), last_purchase=t.order_ts.max(), orders=t.count(),
+                revenue=t.order_total.sum()
+            ).order_by("customer_id").to_pyarrow()
+        return _rfm_frame(got.to_pandas().set_index("customer_id"), as_of)
     frame = pa.Table.from_pandas(_purchase_frame(orders), preserve_index=False)
     key, ids = sorted_keys(frame["customer_id"].combine_chunks())
     if key is not None:  # the clean orders are sorted by customer: group integer keys, not text
@@ -117,9 +191,13 @@ def rfm_table(orders: pd.DataFrame, as_of: Any) -> pd.DataFrame:
             first_purchase=t.ts.min(), last_purchase=t.ts.max(), orders=t.count(), revenue=t.amount.sum()
         ).order_by("customer_id")
         got = expr.to_pyarrow()
-    out = ids_for_keys(got, ids).to_pandas().set_index("customer_id")
-    first = pd.to_datetime(out["first_purchase"]).dt.tz_localize("UTC")
-    last = pd.to_datetime(out["last_purchase"]).dt.tz_localize("UTC")
+    return _rfm_frame(ids_for_keys(got, ids).to_pandas().set_index("customer_id"), as_of)
+
+
+def _rfm_frame(out: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The aggregated purchases per customer (``first_purchase, last_purchase, orders, revenue``) as
+    :func:`rfm_table` returns them."""
+    first, last = utc_times(out["first_purchase"]), utc_times(out["last_purchase"])
     n_orders = out["orders"].astype("int64")
     revenue = out["revenue"].astype("float64").fillna(0.0)
     result = pd.DataFrame({

@@ -50,12 +50,16 @@ def _with_demographics(rfm_seg: pd.DataFrame, customers: pd.DataFrame, by: Seque
             _require(cust, ["birth_date"], "customers")
             attrs[dim] = age_band(cust["birth_date"], as_of)
         elif dim in cust:
-            attrs[dim] = cust[dim].astype(object)
+            # text stays Arrow-backed: one Python object per customer costs GBs for 10 M customers
+            attrs[dim] = cust[dim] if isinstance(cust[dim].dtype, pd.StringDtype) else cust[dim].astype(object)
         else:
             raise DataContractError(f"customers has no column {dim!r} to profile by; columns are "
                                     f"{list(customers.columns)} (age_band is derived from birth_date)")
     demo = pd.DataFrame(attrs, index=cust.index).reindex(rfm_seg.index)
-    demo = demo.astype(object).where(demo.notna(), "unknown")
+    for dim in by:
+        col = demo[dim]
+        demo[dim] = col.fillna("unknown") if isinstance(col.dtype, pd.StringDtype) else \
+            col.astype(object).where(col.notna(), "unknown")
     out = rfm_seg[[segment_col, "revenue", "orders"]].join(demo)
     out[segment_col] = out[segment_col].astype(str)
     return out

@@ -9,8 +9,8 @@ from typing import Any, Mapping
 import pandas as pd
 
 from crm_analytics.errors import ParamsError
-from crm_analytics.features.rfm import rfm_table
-from crm_analytics.ingest.tables import PURCHASE_STATUSES
+from crm_analytics.features.rfm import purchase_rows, rfm_table, ts_literal
+from crm_analytics.ingest.tables import PURCHASE_STATUSES, ParquetTable, local_ibis
 from crm_analytics.models.segmentation._common import DAY, _purchase_frame, _timestamp
 from crm_analytics.models.segmentation.scores import assign_segments, rfm_scores
 
@@ -40,11 +40,26 @@ class Migration:
     moves: pd.DataFrame
 
 
-def _segments_at(orders: pd.DataFrame, as_of: pd.Timestamp, mapping: Mapping | None, bins: int) -> pd.Series:
+def _segments_at(orders: pd.DataFrame | ParquetTable, as_of: pd.Timestamp, mapping: Mapping | None, bins: int) -> pd.Series:
     return assign_segments(rfm_scores(rfm_table(orders, as_of), bins), mapping, bins)["segment"]
 
 
-def migration(orders: pd.DataFrame, as_of_prev: Any, as_of_now: Any, mapping: Mapping | None = None, *,
+def _window_revenue(orders: pd.DataFrame | ParquetTable, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.Series:
+    """Revenue per customer of the purchases in ``(lo, hi]`` (customers without any left out)."""
+    if isinstance(orders, ParquetTable):  # summed where the orders lie: only one row per customer comes back
+        with local_ibis() as db:
+            t = purchase_rows(db, orders, hi)
+            t = t.filter(t.order_ts > ts_literal(lo))
+            got = t.group_by("customer_id").aggregate(amount=t.order_total.sum()).to_pyarrow().to_pandas()
+        return got.set_index("customer_id")["amount"]
+    frame = _purchase_frame(orders)
+    cut_lo, cut_hi = lo.tz_localize(None), hi.tz_localize(None)
+    win = frame[frame["customer_id"].notna() & frame["status"].isin(PURCHASE_STATUSES)
+                & (frame["ts"] > cut_lo) & (frame["ts"] <= cut_hi)]
+    return win.groupby("customer_id")["amount"].sum()
+
+
+def migration(orders: pd.DataFrame | ParquetTable, as_of_prev: Any, as_of_now: Any, mapping: Mapping | None = None, *,
               bins: int = 5, window_days: float = 365) -> Migration:
     """Transition matrix of RFM segments between an earlier and a later date.
 
@@ -53,8 +68,8 @@ def migration(orders: pd.DataFrame, as_of_prev: Any, as_of_now: Any, mapping: Ma
 
     Parameters
     ----------
-    orders : DataFrame
-        Clean orders.
+    orders : DataFrame or ParquetTable
+        Clean orders (a :class:`~crm_analytics.ingest.tables.ParquetTable` is aggregated in the engine).
     as_of_prev, as_of_now : date or timestamp
         The earlier and the later date.
     mapping : mapping, optional
@@ -74,11 +89,7 @@ def migration(orders: pd.DataFrame, as_of_prev: Any, as_of_now: Any, mapping: Ma
     seg_now = _segments_at(orders, now, mapping, bins)
     seg_prev = _segments_at(orders, prev, mapping, bins)
     names = list(seg_now.cat.categories)
-    frame = _purchase_frame(orders)
-    cut_lo, cut_hi = (prev - window_days * DAY).tz_localize(None), prev.tz_localize(None)
-    win = frame[frame["customer_id"].notna() & frame["status"].isin(PURCHASE_STATUSES)
-                & (frame["ts"] > cut_lo) & (frame["ts"] <= cut_hi)]
-    revenue = win.groupby("customer_id")["amount"].sum()
+    revenue = _window_revenue(orders, prev - window_days * DAY, prev)
     moves = pd.DataFrame({
         "segment_prev": seg_prev.astype(object).reindex(seg_now.index).fillna(NEW_CUSTOMER_LABEL),
         "segment_now": seg_now.astype(object),
